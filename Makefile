@@ -1,0 +1,42 @@
+# vicirec — the two commands the README leads with:
+#   make demo   set everything up and run the pipeline on the embedded defaults
+#   make test   run the test suite
+PYTHON ?= python3
+VENV   ?= .venv
+PY      = $(VENV)/bin/python
+
+.PHONY: setup demo test lint bench
+
+# System headers for mysqlclient (built from source: it ships no Linux wheels).
+$(VENV)/.system-deps:
+	@pkg-config --exists libmariadb 2>/dev/null || pkg-config --exists mysqlclient 2>/dev/null || \
+	  { echo "Installing libmariadb-dev and pkg-config (needed to build mysqlclient)…"; \
+	    $$( [ "$$(id -u)" = 0 ] || echo sudo ) apt-get update -qq && \
+	    $$( [ "$$(id -u)" = 0 ] || echo sudo ) apt-get install -y -qq libmariadb-dev pkg-config >/dev/null; }
+	@mkdir -p $(VENV) && touch $@
+
+$(VENV)/.installed: requirements.lock pyproject.toml $(VENV)/.system-deps
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -r requirements.lock
+	@touch $@
+
+setup: $(VENV)/.installed
+
+demo: setup
+	$(PY) manage.py migrate -v0
+	$(PY) manage.py demo
+	$(PY) manage.py run_lifecycle
+	@echo
+	@echo "Done: the demo's recordings are cataloged and archived (see above)."
+	@echo "Open the admin:  $(PY) manage.py createsuperuser && $(PY) manage.py runserver"
+	@echo "                 then browse http://127.0.0.1:8000/admin/"
+
+test: setup
+	$(VENV)/bin/pytest
+
+lint: setup
+	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .
+
+bench: setup
+	$(PY) bench/run.py

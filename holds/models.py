@@ -1,0 +1,1 @@
+"""Legal holds (built in the retention-and-holds issue)."""

@@ -1,0 +1,265 @@
+"""Stage 1, catalog: read new recording_log rows from VICIdial (read-only) into vicirec's catalog.
+
+The watermark is the highest recording_id already cataloged, so a crash between batches (or inside one:
+inserts ignore rows that already exist) is resumed by the next run with nothing lost or added twice. Each
+batch costs a fixed number of queries whatever its size: the recording_log rows, their outbound and
+inbound call-log rows, their leads, the existing catalog ids, and the inserts.
+
+A call still being recorded (end_time NULL) holds the watermark until it ends, or until it is older than
+VICIREC_SYNC_OPEN_GRACE_HOURS (a call that was never stopped is cataloged as it is).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Max
+from simple_history.utils import bulk_create_with_history
+
+from recordings import spool
+from recordings.models import Campaign, Recording, RecordingEvent
+from recordings.vicidial import (
+    RecordingLog,
+    VicidialCampaign,
+    VicidialCloserLog,
+    VicidialInboundGroup,
+    VicidialLead,
+    VicidialLog,
+)
+
+log = logging.getLogger("vicirec.catalog")
+
+ACTOR = "sync_recordings"
+ROW_FIELDS = (
+    "recording_id", "channel", "server_ip", "extension", "start_time", "start_epoch", "end_time",
+    "end_epoch", "length_in_sec", "filename", "location", "lead_id", "user", "vicidial_id",
+)  # fmt: skip
+
+
+@dataclass
+class SyncReport:
+    campaigns_added: int = 0
+    campaigns_updated: int = 0
+    recordings_added: int = 0
+    located: int = 0
+    missing: int = 0
+    rejected: int = 0
+    other_server: int = 0
+    unmatched_calls: int = 0
+    held_open: int = 0
+    batches: int = 0
+    watermark: int = 0
+
+    def as_dict(self) -> dict[str, int]:
+        return asdict(self)
+
+
+Progress = Callable[[int, int], None]
+
+
+def sync_campaigns() -> tuple[int, int]:
+    """Copy VICIdial's campaigns and in-groups into the catalog. Returns (added, updated)."""
+    known = {(c.kind, c.campaign_id): c for c in Campaign.objects.all()}
+    rows = [
+        (Campaign.Kind.OUTBOUND, c["campaign_id"], c["campaign_name"], c["active"])
+        for c in VicidialCampaign.objects.values("campaign_id", "campaign_name", "active")
+    ] + [
+        (Campaign.Kind.INBOUND, g["group_id"], g["group_name"], g["active"])
+        for g in VicidialInboundGroup.objects.values("group_id", "group_name", "active")
+    ]
+    new: list[Campaign] = []
+    updated = 0
+    for kind, campaign_id, name, active in rows:
+        if not campaign_id:
+            continue
+        name, is_active = (name or "")[:50], active != "N"
+        existing = known.get((kind, campaign_id))
+        if existing is None:
+            new.append(Campaign(kind=kind, campaign_id=campaign_id, name=name, active=is_active))
+        elif (existing.name, existing.active) != (name, is_active):
+            existing.name, existing.active = name, is_active
+            existing._change_reason = "renamed or (de)activated in VICIdial"  # type: ignore[attr-defined]
+            existing.save()
+            updated += 1
+    if new:
+        bulk_create_with_history(new, Campaign, default_change_reason="found in VICIdial", ignore_conflicts=True)
+    return len(new), updated
+
+
+def _call_time(row: dict[str, Any]) -> datetime | None:
+    """The call's start, from start_epoch when present (immune to the server's DST), else start_time."""
+    if row["start_epoch"]:
+        return datetime.fromtimestamp(row["start_epoch"], tz=UTC)
+    if row["start_time"] is not None:
+        return row["start_time"]
+    if row["end_epoch"]:
+        return datetime.fromtimestamp(row["end_epoch"], tz=UTC)
+    return None
+
+
+def _open_cutoff(rows: list[dict[str, Any]], now: datetime) -> int | None:
+    """Index of the first row whose call is still being recorded (and not yet stale), if any."""
+    grace = now - timedelta(hours=settings.VICIREC_SYNC_OPEN_GRACE_HOURS)
+    for index, row in enumerate(rows):
+        started = _call_time(row)
+        if row["end_time"] is None and row["end_epoch"] is None and started is not None and started > grace:
+            return index
+    return None
+
+
+class _CallIndex:
+    """The call-log rows, leads and campaigns of one batch, fetched with one query per table."""
+
+    def __init__(self, rows: list[dict[str, Any]], campaigns: dict[tuple[str, str], int]) -> None:
+        outbound = {r["vicidial_id"] for r in rows if r["vicidial_id"] and "." in r["vicidial_id"]}
+        inbound = {int(r["vicidial_id"]) for r in rows if r["vicidial_id"] and r["vicidial_id"].isdigit()}
+        call_fields = ("lead_id", "campaign_id", "phone_number", "user")
+        self.outbound = {
+            c["uniqueid"]: c for c in VicidialLog.objects.filter(uniqueid__in=outbound).values("uniqueid", *call_fields)
+        } if outbound else {}
+        self.inbound = {
+            str(c["closecallid"]): c
+            for c in VicidialCloserLog.objects.filter(closecallid__in=inbound).values("closecallid", *call_fields)
+        } if inbound else {}
+        lead_ids = {r["lead_id"] for r in rows if r["lead_id"]}
+        self.lead_phones = dict(
+            VicidialLead.objects.filter(lead_id__in=lead_ids).values_list("lead_id", "phone_number")
+        ) if lead_ids else {}
+        self.campaigns = campaigns
+
+    def call_for(self, row: dict[str, Any]) -> tuple[str, dict[str, Any] | None]:
+        vicidial_id = row["vicidial_id"] or ""
+        if "." in vicidial_id:
+            direction, call = Recording.Direction.OUTBOUND, self.outbound.get(vicidial_id)
+        elif vicidial_id.isdigit():
+            direction, call = Recording.Direction.INBOUND, self.inbound.get(vicidial_id)
+        else:
+            return Recording.Direction.UNKNOWN, None
+        # VICIdial's own rule matches on the id *and* the lead; a DID call without a lead has lead 0.
+        if call is not None and row["lead_id"] and call["lead_id"] != row["lead_id"]:
+            call = None
+        return (direction, call) if call is not None else (Recording.Direction.UNKNOWN, None)
+
+    def campaign_pk(self, direction: str, call: dict[str, Any] | None) -> int | None:
+        if call is None or not call["campaign_id"]:
+            return None
+        kind = Campaign.Kind.OUTBOUND if direction == Recording.Direction.OUTBOUND else Campaign.Kind.INBOUND
+        key = (kind, call["campaign_id"])
+        if key not in self.campaigns:
+            # A call of a campaign that VICIdial no longer lists: keep it as an inactive campaign.
+            campaign, _ = Campaign.objects.get_or_create(
+                kind=kind, campaign_id=call["campaign_id"], defaults={"active": False}
+            )
+            self.campaigns[key] = campaign.pk
+        return self.campaigns[key]
+
+
+def _catalog_entry(row: dict[str, Any], calls: _CallIndex, *, node: str, spools: list[Path], now: datetime, report: SyncReport) -> Recording:
+    direction, call = calls.call_for(row)
+    if row["vicidial_id"] and call is None:
+        report.unmatched_calls += 1
+    started = _call_time(row)
+    recording = Recording(
+        recording_id=row["recording_id"],
+        filename=(row["filename"] or "")[:255],
+        server_ip=(row["server_ip"] or "")[:15],
+        channel=(row["channel"] or "")[:100],
+        extension=(row["extension"] or "")[:100],
+        vicidial_location=(row["location"] or "")[:255],
+        vicidial_id=(row["vicidial_id"] or "")[:20],
+        start_time=started or now,
+        length_in_sec=row["length_in_sec"],
+        lead_id=row["lead_id"] or None,
+        phone_number=((call or {}).get("phone_number") or calls.lead_phones.get(row["lead_id"]) or "")[:18],
+        agent=(row["user"] or "")[:20],
+        direction=direction,
+        campaign_id=calls.campaign_pk(direction, call),
+        state_changed_at=now,
+        cataloged_at=now,
+    )
+    notes = [] if started else ["call time unknown in recording_log; the catalog time stands in for it"]
+    if node and recording.server_ip != node:
+        # Another telephony server's disk holds this file; that server's worker looks for it.
+        report.other_server += 1
+        recording.error = "; ".join(notes)
+        return recording
+    found = spool.locate(row["filename"], row["location"], spools)
+    if isinstance(found, spool.Found):
+        report.located += 1
+        recording.local_path = found.relative
+    elif found.permanent:
+        report.rejected += 1
+        recording.state = Recording.State.REJECTED
+        notes.insert(0, found.reason)
+    else:
+        report.missing += 1
+        recording.state = Recording.State.MISSING
+        recording.next_attempt_at = now + timedelta(minutes=settings.VICIREC_MISSING_RETRY_MINUTES)
+        notes.insert(0, found.reason)
+    recording.error = "; ".join(notes)
+    return recording
+
+
+def sync_recordings(
+    *,
+    now: datetime,
+    node: str | None = None,
+    spools: list[Path] | None = None,
+    batch_size: int | None = None,
+    limit: int | None = None,
+    progress: Progress | None = None,
+) -> SyncReport:
+    """Catalog every recording_log row above the watermark, in batches. Safe to run again at any time."""
+    node = settings.VICIREC_NODE if node is None else node
+    spools = settings.VICIREC_SPOOL_DIRS if spools is None else spools
+    batch_size = batch_size or settings.VICIREC_SYNC_BATCH
+    report = SyncReport()
+    report.campaigns_added, report.campaigns_updated = sync_campaigns()
+    campaigns = {(kind, cid): pk for pk, kind, cid in Campaign.objects.values_list("pk", "kind", "campaign_id")}
+    watermark = Recording.objects.aggregate(top=Max("recording_id"))["top"] or 0
+    newest = RecordingLog.objects.aggregate(top=Max("recording_id"))["top"] or 0
+    total = max(newest - watermark, 0)
+    done = 0
+    while limit is None or done < limit:
+        size = batch_size if limit is None else min(batch_size, limit - done)
+        rows = list(
+            RecordingLog.objects.filter(recording_id__gt=watermark).order_by("recording_id").values(*ROW_FIELDS)[:size]
+        )
+        if not rows:
+            break
+        cutoff = _open_cutoff(rows, now)
+        if cutoff is not None:
+            report.held_open = 1
+            rows = rows[:cutoff]
+            if not rows:
+                break
+        calls = _CallIndex(rows, campaigns)
+        entries = [_catalog_entry(r, calls, node=node, spools=spools, now=now, report=report) for r in rows]
+        ids = [e.recording_id for e in entries]
+        with transaction.atomic():
+            existing = set(Recording.objects.filter(recording_id__in=ids).values_list("recording_id", flat=True))
+            fresh = [e for e in entries if e.recording_id not in existing]
+            Recording.objects.bulk_create(fresh, ignore_conflicts=True)
+            RecordingEvent.objects.bulk_create(
+                RecordingEvent(recording_id=e.recording_id, at=now, to_state=e.state, actor=ACTOR,
+                               detail=e.error or f"cataloged from recording_log ({e.local_path or 'file not looked for here'})")
+                for e in fresh
+            )  # fmt: skip
+        report.recordings_added += len(fresh)
+        report.batches += 1
+        watermark = rows[-1]["recording_id"]
+        done += len(rows)
+        if progress:
+            progress(done, total)
+        if cutoff is not None:
+            break
+    report.watermark = watermark
+    log.info("sync: %s", report.as_dict())
+    return report

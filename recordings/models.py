@@ -1,0 +1,172 @@
+"""vicirec's catalog: campaigns and recordings, with an append-only custody log of state changes."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from django.db import models
+from django.db.models import Q
+from simple_history.models import HistoricalRecords
+
+from vicirec import clock
+
+
+class Campaign(models.Model):
+    """An outbound campaign (vicidial_campaigns) or an inbound group (vicidial_inbound_groups)."""
+
+    class Kind(models.TextChoices):
+        OUTBOUND = "outbound", "Outbound campaign"
+        INBOUND = "inbound", "Inbound group"
+
+    kind = models.CharField(max_length=8, choices=Kind.choices)
+    campaign_id = models.CharField("VICIdial id", max_length=20)
+    name = models.CharField(max_length=50, blank=True)
+    active = models.BooleanField(default=True)
+    first_seen_at = models.DateTimeField(default=clock.now)
+
+    history = HistoricalRecords(excluded_fields=["first_seen_at"])
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["kind", "campaign_id"], name="campaign_kind_id_unique")]
+        ordering = ["campaign_id"]
+
+    def __str__(self) -> str:
+        return f"{self.campaign_id} ({self.get_kind_display().lower()})"
+
+
+class RecordingQuerySet(models.QuerySet["Recording"]):
+    def for_node(self, node: str) -> RecordingQuerySet:
+        """Recordings whose file lives on this telephony server's disk ("" = every server)."""
+        return self.filter(server_ip=node) if node else self
+
+    def retry_due(self, now: datetime) -> RecordingQuerySet:
+        return self.filter(Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now))
+
+    def unclaimed(self, now: datetime) -> RecordingQuerySet:
+        return self.filter(Q(claimed_until__isnull=True) | Q(claimed_until__lt=now))
+
+    def on_local_disk(self) -> RecordingQuerySet:
+        return self.filter(state__in=Recording.LOCAL_STATES)
+
+
+class Recording(models.Model):
+    """One VICIdial recording (one recording_log row) and everything vicirec knows and did about it."""
+
+    class State(models.TextChoices):
+        CAPTURED = "captured", "Captured (on local disk)"
+        MISSING = "missing", "Missing (file not found yet)"
+        REJECTED = "rejected", "Rejected (unsafe or malformed)"
+        FAILED = "failed", "Failed (will retry)"
+        ARCHIVED = "archived", "Archived (verified in the bucket, local copy kept)"
+        CLEARED = "cleared", "Local copy cleared (bucket only)"
+        EXPIRED = "expired", "Expired (deleted under retention)"
+
+    class Direction(models.TextChoices):
+        OUTBOUND = "outbound", "Outbound"
+        INBOUND = "inbound", "Inbound"
+        UNKNOWN = "unknown", "Unknown"
+
+    LOCAL_STATES = (State.CAPTURED, State.FAILED, State.ARCHIVED)
+
+    # VICIdial's recording_log.recording_id: the id ops and VICIdial's screens know.
+    recording_id = models.PositiveBigIntegerField(primary_key=True)
+    filename = models.CharField(max_length=255)
+    server_ip = models.CharField(max_length=15, blank=True)
+    channel = models.CharField(max_length=100, blank=True)
+    extension = models.CharField(max_length=100, blank=True)
+    vicidial_location = models.CharField(max_length=255, blank=True)
+    vicidial_id = models.CharField(max_length=20, blank=True)
+    start_time = models.DateTimeField(null=True)
+    length_in_sec = models.PositiveIntegerField(null=True)
+    lead_id = models.PositiveBigIntegerField(null=True)
+    phone_number = models.CharField(max_length=18, blank=True)
+    agent = models.CharField(max_length=20, blank=True)
+    direction = models.CharField(max_length=8, choices=Direction.choices, default=Direction.UNKNOWN)
+    campaign = models.ForeignKey(Campaign, null=True, blank=True, on_delete=models.PROTECT, related_name="recordings")
+
+    state = models.CharField(max_length=10, choices=State.choices, default=State.CAPTURED)
+    state_changed_at = models.DateTimeField(default=clock.now)
+    cataloged_at = models.DateTimeField(default=clock.now)
+    error = models.TextField(blank=True)
+    attempts = models.PositiveIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    claimed_by = models.CharField(max_length=100, blank=True)
+    claimed_until = models.DateTimeField(null=True, blank=True)
+
+    # The local file, relative to a spool folder, and what it was when first hashed.
+    local_path = models.CharField(max_length=1024, blank=True)
+    original_sha256 = models.CharField(max_length=64, blank=True)
+    original_size = models.PositiveBigIntegerField(null=True)
+
+    # The copy in the bucket: exactly the bytes uploaded, as the server confirmed them.
+    encoder = models.JSONField(default=dict, blank=True)
+    object_key = models.CharField(max_length=1024, blank=True)
+    stored_sha256 = models.CharField(max_length=64, blank=True)
+    stored_size = models.PositiveBigIntegerField(null=True)
+    version_id = models.CharField(max_length=1024, blank=True)
+    uploaded_at = models.DateTimeField(null=True, blank=True)
+    verified_at = models.DateTimeField(null=True, blank=True)
+    verify_method = models.CharField(max_length=20, blank=True)
+    local_cleared_at = models.DateTimeField(null=True, blank=True)
+    expired_at = models.DateTimeField(null=True, blank=True)
+
+    objects = RecordingQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-recording_id"]
+        indexes = [
+            # work queues: archive/cleanup pick "state X on server Y, retry due, oldest first"
+            models.Index(fields=["state", "server_ip", "start_time"], name="rec_queue_idx"),
+            # retention and forecasts: "campaign C older than D"
+            models.Index(fields=["campaign", "start_time"], name="rec_campaign_time_idx"),
+            models.Index(fields=["start_time"], name="rec_start_idx"),
+            # legal search and case criteria
+            models.Index(fields=["phone_number"], name="rec_phone_idx"),
+            models.Index(fields=["lead_id"], name="rec_lead_idx"),
+            models.Index(fields=["agent", "start_time"], name="rec_agent_idx"),
+            models.Index(fields=["filename"], name="rec_filename_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"recording {self.recording_id} ({self.filename})"
+
+    @property
+    def call_started(self) -> datetime | None:
+        return self.start_time
+
+    def retry_delay(self) -> timedelta:
+        """Back-off for the next attempt: 5 min, doubling, capped at one day."""
+        return timedelta(minutes=min(5 * 2 ** max(self.attempts - 1, 0), 24 * 60))
+
+
+class RecordingEvent(models.Model):
+    """Append-only custody log: every state change of a recording, who or what made it, and why.
+
+    Pipeline stages change many rows with conditional UPDATEs (which write no model history); each such
+    change appends one of these rows, which the admin shows read-only and evidence exports include.
+    """
+
+    recording = models.ForeignKey(Recording, on_delete=models.PROTECT, related_name="events")
+    at = models.DateTimeField(default=clock.now, db_index=True)
+    from_state = models.CharField(max_length=10, blank=True)
+    to_state = models.CharField(max_length=10)
+    actor = models.CharField(max_length=150)
+    detail = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["recording_id", "at", "id"]
+        indexes = [models.Index(fields=["recording", "at"], name="recevent_rec_at_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.recording_id}: {self.from_state or '-'} → {self.to_state} by {self.actor}"
+
+
+from recordings.vicidial import (  # noqa: E402,F401  (register VICIdial's unmanaged models with this app)
+    RecordingLog,
+    VicidialCampaign,
+    VicidialCloserLog,
+    VicidialInboundGroup,
+    VicidialLead,
+    VicidialLog,
+    VicidialUser,
+)

@@ -1,0 +1,218 @@
+"""Django settings for vicirec.
+
+Every setting comes from an environment variable of the interface contract (README, "Configuration").
+All are optional: with none set, vicirec runs end to end on one machine under VICIREC_HOME (SQLite for its
+own database, the generated demo VICIdial database and spool, a local archive folder for the bucket).
+"""
+
+from __future__ import annotations
+
+import secrets
+from pathlib import Path
+
+from vicirec.config import (
+    ConfigError,
+    database_config,
+    env_bool,
+    env_choice,
+    env_float,
+    env_int,
+    env_list,
+    env_str,
+)
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+VICIREC_HOME = (BASE_DIR / env_str("VICIREC_HOME", "var")).resolve()
+DEMO_DIR = VICIREC_HOME / "demo"
+
+
+def _secret_key() -> str:
+    """VICIREC_SECRET_KEY, or one generated once and kept in VICIREC_HOME (never in the database)."""
+    key = env_str("VICIREC_SECRET_KEY")
+    if key:
+        return key
+    path = VICIREC_HOME / "secret_key"
+    if not path.exists():
+        VICIREC_HOME.mkdir(parents=True, exist_ok=True)
+        path.write_text(secrets.token_urlsafe(50))
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+SECRET_KEY = _secret_key()
+DEBUG = env_bool("VICIREC_DEBUG", False)
+ALLOWED_HOSTS = env_list("VICIREC_ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"], sep=",")
+CSRF_TRUSTED_ORIGINS = env_list("VICIREC_CSRF_TRUSTED_ORIGINS", [], sep=",")
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "simple_history",
+    "django_q",
+    "recordings",
+    "retention",
+    "holds",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "simple_history.middleware.HistoryRequestMiddleware",
+]
+
+ROOT_URLCONF = "vicirec.urls"
+WSGI_APPLICATION = "vicirec.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# --- Databases -------------------------------------------------------------------------------------
+# "default" is vicirec's own database. "vicidial" is VICIdial's, reached only for reading: the router
+# (vicirec.dbrouter) sends the unmanaged VICIdial models there, refuses writes and never migrates it,
+# and the vicirec.db.* backends reject any statement that is not a read.
+
+DATABASES = {
+    "default": database_config(
+        "VICIREC_DATABASE_URL",
+        env_str("VICIREC_DATABASE_URL", f"sqlite:///{VICIREC_HOME / 'vicirec.sqlite3'}"),
+    ),
+    "vicidial": database_config(
+        "VICIDIAL_DATABASE_URL",
+        env_str("VICIDIAL_DATABASE_URL", f"sqlite:///{DEMO_DIR / 'vicidial.sqlite3'}"),
+        engines={
+            "django.db.backends.mysql": "vicirec.db.vicidial_mysql",
+            "django.db.backends.sqlite3": "vicirec.db.vicidial_sqlite",
+        },
+    ),
+}
+if DATABASES["vicidial"]["ENGINE"] not in {"vicirec.db.vicidial_mysql", "vicirec.db.vicidial_sqlite"}:
+    raise ConfigError("VICIDIAL_DATABASE_URL must be a mysql:// URL (or sqlite:/// for the demo); VICIdial runs on MySQL/MariaDB.")
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    DATABASES["default"]["OPTIONS"] = {"timeout": 30, "transaction_mode": "IMMEDIATE", "init_command": "PRAGMA journal_mode=WAL;"}
+if DATABASES["vicidial"]["ENGINE"] == "vicirec.db.vicidial_sqlite":
+    # The demo's VICIdial database is opened read-only by SQLite itself, too.
+    DATABASES["vicidial"]["NAME"] = f"file:{DATABASES['vicidial']['NAME']}?mode=ro"
+if DATABASES["vicidial"]["ENGINE"] == "vicirec.db.vicidial_mysql":
+    # utf8 (not utf8mb4) so that VICIdial servers on MySQL 5.1 / MariaDB 5.5 still connect.
+    DATABASES["vicidial"]["OPTIONS"]["charset"] = "utf8"
+# VICIdial writes DATETIME columns in its servers' local time.
+DATABASES["vicidial"]["TIME_ZONE"] = env_str("VICIDIAL_TIME_ZONE", "UTC")
+DATABASE_ROUTERS = ["vicirec.dbrouter.VicidialRouter"]
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# --- Pipeline ---------------------------------------------------------------------------------------
+VICIREC_SPOOL_DIRS = [Path(p) for p in env_list("VICIREC_SPOOL_DIRS", [str(DEMO_DIR / "spool" / "monitorDONE")])]
+VICIREC_NODE = env_str("VICIREC_NODE")
+VICIREC_SYNC_BATCH = env_int("VICIREC_SYNC_BATCH", 5000, minimum=1)
+# A recording_log row whose call has not ended (end_time NULL) holds the sync watermark for this long.
+VICIREC_SYNC_OPEN_GRACE_HOURS = env_int("VICIREC_SYNC_OPEN_GRACE_HOURS", 6, minimum=0)
+# How long a "missing" recording waits before the file is looked for again (VICIdial mixes files by cron).
+VICIREC_MISSING_RETRY_MINUTES = env_int("VICIREC_MISSING_RETRY_MINUTES", 30, minimum=1)
+# A file must have kept its size and mtime this long before it is compressed or uploaded.
+VICIREC_SETTLE_SECONDS = env_int("VICIREC_SETTLE_SECONDS", 60, minimum=0)
+VICIREC_UPLOAD_THREADS = env_int("VICIREC_UPLOAD_THREADS", 4, minimum=1)
+VICIREC_CLAIM_LEASE_SECONDS = env_int("VICIREC_CLAIM_LEASE_SECONDS", 900, minimum=30)
+VICIREC_DEFAULT_CODEC = env_choice("VICIREC_CODEC", "mp3", ("mp3", "opus", "flac", "none"))
+VICIREC_DEFAULT_KEEP_LOCAL_DAYS = env_int("VICIREC_DEFAULT_KEEP_LOCAL_DAYS", 3)
+VICIREC_DEFAULT_RETAIN_DAYS = env_int("VICIREC_DEFAULT_RETAIN_DAYS", 7 * 365 + 2, minimum=1)
+VICIREC_RETENTION_MAX_SHARE = env_float("VICIREC_RETENTION_MAX_SHARE", 0.05, maximum=1.0)
+VICIREC_WORK_DIR = VICIREC_HOME / "work"
+
+# --- Archive target ---------------------------------------------------------------------------------
+VICIREC_STORAGE = env_choice("VICIREC_STORAGE", "filesystem", ("filesystem", "s3", "r2"))
+VICIREC_ARCHIVE_DIR = Path(env_str("VICIREC_ARCHIVE_DIR", str(VICIREC_HOME / "archive")))
+VICIREC_PRESIGN_SECONDS = env_int("VICIREC_PRESIGN_SECONDS", 300, minimum=1)
+
+if VICIREC_STORAGE == "filesystem":
+    _archive = {"BACKEND": "django.core.files.storage.FileSystemStorage", "OPTIONS": {"location": VICIREC_ARCHIVE_DIR}}
+else:
+    from recordings.storage import r2_endpoint, s3_storage_options
+
+    _bucket = env_str("VICIREC_S3_BUCKET")
+    if not _bucket:
+        raise ConfigError(f"VICIREC_S3_BUCKET must name the bucket when VICIREC_STORAGE={VICIREC_STORAGE}.")
+    _endpoint = env_str("VICIREC_S3_ENDPOINT_URL")
+    _region = env_str("VICIREC_S3_REGION")
+    if VICIREC_STORAGE == "r2":
+        _account = env_str("VICIREC_R2_ACCOUNT_ID")
+        if not _endpoint and not _account:
+            raise ConfigError("VICIREC_R2_ACCOUNT_ID (or VICIREC_S3_ENDPOINT_URL) is needed when VICIREC_STORAGE=r2.")
+        _endpoint = _endpoint or r2_endpoint(_account)
+        _region = _region or "auto"
+    _archive = {
+        "BACKEND": "storages.backends.s3.S3Storage",
+        "OPTIONS": s3_storage_options(
+            bucket=_bucket,
+            endpoint_url=_endpoint or None,
+            region=_region or None,
+            access_key_id=env_str("VICIREC_S3_ACCESS_KEY_ID") or None,
+            secret_access_key=env_str("VICIREC_S3_SECRET_ACCESS_KEY") or None,
+        ),
+    }
+
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage", "OPTIONS": {"location": VICIREC_HOME / "media"}},
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    "archive": _archive,
+}
+
+# --- django-q2 --------------------------------------------------------------------------------------
+Q_CLUSTER = {
+    "name": "vicirec",
+    "workers": env_int("VICIREC_Q_WORKERS", 2, minimum=1),
+    "timeout": env_int("VICIREC_Q_TIMEOUT", 3600, minimum=60),
+    "retry": env_int("VICIREC_Q_TIMEOUT", 3600, minimum=60) + 300,
+    "max_attempts": 1,
+    "orm": "default",
+    "catch_up": False,
+    "ack_failures": True,
+}
+if env_str("VICIREC_REDIS_URL"):
+    Q_CLUSTER.pop("orm")
+    Q_CLUSTER["redis"] = env_str("VICIREC_REDIS_URL")
+
+# --- The rest ---------------------------------------------------------------------------------------
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator", "OPTIONS": {"min_length": 12}},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+]
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = env_str("VICIREC_TIME_ZONE", "UTC")
+USE_I18N = True
+USE_TZ = True
+STATIC_URL = "static/"
+STATIC_ROOT = VICIREC_HOME / "static"
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "loggers": {
+        "vicirec": {"handlers": ["console"], "level": env_str("VICIREC_LOG_LEVEL", "INFO").upper()},
+        "botocore": {"level": "WARNING"},
+    },
+}
