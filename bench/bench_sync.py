@@ -26,7 +26,14 @@ def main() -> None:
     from django.db import connections
 
     from recordings.catalog import sync_recordings
-    from recordings.vicidial import RecordingLog, VicidialCampaign, VicidialCloserLog, VicidialInboundGroup, VicidialLead, VicidialLog
+    from recordings.vicidial import (
+        RecordingLog,
+        VicidialCampaign,
+        VicidialCloserLog,
+        VicidialInboundGroup,
+        VicidialLead,
+        VicidialLog,
+    )
     from recordings.vicidial_schema import VicidialWriter
 
     rng = random.Random(1)
@@ -36,8 +43,13 @@ def main() -> None:
     t0 = time.perf_counter()
     with VicidialWriter() as writer:
         writer.create_tables()
-        writer.insert(VicidialCampaign, [{"campaign_id": f"C{n}", "campaign_name": f"Campaign {n}", "active": "Y"} for n in range(20)])
-        writer.insert(VicidialInboundGroup, [{"group_id": f"IG{n}", "group_name": f"Queue {n}", "active": "Y"} for n in range(10)])
+        writer.insert(
+            VicidialCampaign,
+            [{"campaign_id": f"C{n}", "campaign_name": f"Campaign {n}", "active": "Y"} for n in range(20)],
+        )
+        writer.insert(
+            VicidialInboundGroup, [{"group_id": f"IG{n}", "group_name": f"Queue {n}", "active": "Y"} for n in range(10)]
+        )
         leads, outbound, inbound, recs = [], [], [], []
         for n in range(args.rows):
             start = now - timedelta(seconds=args.rows - n)
@@ -51,19 +63,38 @@ def main() -> None:
                 vid = f"{epoch}.{n}"
                 outbound.append(call | {"uniqueid": vid, "campaign_id": f"C{n % 20}"})
             filename = f"{start:%Y%m%d-%H%M%S}_{phone}_{n}"
-            recs.append({"recording_id": rid, "server_ip": "10.0.0.11", "start_time": start, "start_epoch": epoch,
-                         "end_time": start + timedelta(seconds=60), "end_epoch": epoch + 60, "length_in_sec": 60,
-                         "filename": filename, "lead_id": n + 1, "user": "1001", "vicidial_id": vid})  # fmt: skip
+            recs.append(
+                {
+                    "recording_id": rid,
+                    "server_ip": "10.0.0.11",
+                    "start_time": start,
+                    "start_epoch": epoch,
+                    "end_time": start + timedelta(seconds=60),
+                    "end_epoch": epoch + 60,
+                    "length_in_sec": 60,
+                    "filename": filename,
+                    "lead_id": n + 1,
+                    "user": "1001",
+                    "vicidial_id": vid,
+                }
+            )
             if rng.random() < args.present:
                 (spool / f"{filename}-all.wav").write_bytes(b"RIFF")
-        for model, rows in ((VicidialLead, leads), (VicidialLog, outbound), (VicidialCloserLog, inbound), (RecordingLog, recs)):
+        for model, rows in (
+            (VicidialLead, leads),
+            (VicidialLog, outbound),
+            (VicidialCloserLog, inbound),
+            (RecordingLog, recs),
+        ):
             writer.insert(model, rows)
     prepared = time.perf_counter() - t0
 
     t0 = time.perf_counter()
     with connections["vicidial"].cursor() as cursor:
-        cursor.execute("SELECT recording_id, channel, server_ip, extension, start_time, start_epoch, end_time, end_epoch,"
-                       " length_in_sec, filename, location, lead_id, user, vicidial_id FROM recording_log ORDER BY recording_id")
+        cursor.execute(
+            "SELECT recording_id, channel, server_ip, extension, start_time, start_epoch, end_time, end_epoch,"
+            " length_in_sec, filename, location, lead_id, user, vicidial_id FROM recording_log ORDER BY recording_id"
+        )
         baseline_rows = len(cursor.fetchall())
     baseline = time.perf_counter() - t0
 
@@ -86,9 +117,11 @@ def main() -> None:
         "setup_seconds": round(prepared, 1),
     }
     print(json.dumps(result))
-    print(f"sync {args.rows:,} rows: {elapsed:.1f} s ({result['rows_per_second']:,} rows/s; goal < 60 s: "
-          f"{'met' if result['goal_met'] else 'MISSED'}); plain SELECT of the same rows {baseline:.2f} s; "
-          f"peak RSS {result['peak_rss_mb']} MB")  # fmt: skip
+    print(
+        f"sync {args.rows:,} rows: {elapsed:.1f} s ({result['rows_per_second']:,} rows/s; goal < 60 s: "
+        f"{'met' if result['goal_met'] else 'MISSED'}); plain SELECT of the same rows {baseline:.2f} s; "
+        f"peak RSS {result['peak_rss_mb']} MB"
+    )
     shutil.rmtree(home, ignore_errors=True)
 
 

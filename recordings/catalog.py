@@ -38,9 +38,21 @@ log = logging.getLogger("vicirec.catalog")
 
 ACTOR = "sync_recordings"
 ROW_FIELDS = (
-    "recording_id", "channel", "server_ip", "extension", "start_time", "start_epoch", "end_time",
-    "end_epoch", "length_in_sec", "filename", "location", "lead_id", "user", "vicidial_id",
-)  # fmt: skip
+    "recording_id",
+    "channel",
+    "server_ip",
+    "extension",
+    "start_time",
+    "start_epoch",
+    "end_time",
+    "end_epoch",
+    "length_in_sec",
+    "filename",
+    "location",
+    "lead_id",
+    "user",
+    "vicidial_id",
+)
 
 
 @dataclass
@@ -121,17 +133,28 @@ class _CallIndex:
         outbound = {r["vicidial_id"] for r in rows if r["vicidial_id"] and "." in r["vicidial_id"]}
         inbound = {int(r["vicidial_id"]) for r in rows if r["vicidial_id"] and r["vicidial_id"].isdigit()}
         call_fields = ("lead_id", "campaign_id", "phone_number", "user")
-        self.outbound = {
-            c["uniqueid"]: c for c in VicidialLog.objects.filter(uniqueid__in=outbound).values("uniqueid", *call_fields)
-        } if outbound else {}
-        self.inbound = {
-            str(c["closecallid"]): c
-            for c in VicidialCloserLog.objects.filter(closecallid__in=inbound).values("closecallid", *call_fields)
-        } if inbound else {}
+        self.outbound = (
+            {
+                c["uniqueid"]: c
+                for c in VicidialLog.objects.filter(uniqueid__in=outbound).values("uniqueid", *call_fields)
+            }
+            if outbound
+            else {}
+        )
+        self.inbound = (
+            {
+                str(c["closecallid"]): c
+                for c in VicidialCloserLog.objects.filter(closecallid__in=inbound).values("closecallid", *call_fields)
+            }
+            if inbound
+            else {}
+        )
         lead_ids = {r["lead_id"] for r in rows if r["lead_id"]}
-        self.lead_phones = dict(
-            VicidialLead.objects.filter(lead_id__in=lead_ids).values_list("lead_id", "phone_number")
-        ) if lead_ids else {}
+        self.lead_phones = (
+            dict(VicidialLead.objects.filter(lead_id__in=lead_ids).values_list("lead_id", "phone_number"))
+            if lead_ids
+            else {}
+        )
         self.campaigns = campaigns
 
     def call_for(self, row: dict[str, Any]) -> tuple[str, dict[str, Any] | None]:
@@ -161,7 +184,9 @@ class _CallIndex:
         return self.campaigns[key]
 
 
-def _catalog_entry(row: dict[str, Any], calls: _CallIndex, *, node: str, spools: list[Path], now: datetime, report: SyncReport) -> Recording:
+def _catalog_entry(
+    row: dict[str, Any], calls: _CallIndex, *, node: str, spools: list[Path], now: datetime, report: SyncReport
+) -> Recording:
     direction, call = calls.call_for(row)
     if row["vicidial_id"] and call is None:
         report.unmatched_calls += 1
@@ -248,10 +273,15 @@ def sync_recordings(
             fresh = [e for e in entries if e.recording_id not in existing]
             Recording.objects.bulk_create(fresh, ignore_conflicts=True)
             RecordingEvent.objects.bulk_create(
-                RecordingEvent(recording_id=e.recording_id, at=now, to_state=e.state, actor=ACTOR,
-                               detail=e.error or f"cataloged from recording_log ({e.local_path or 'file not looked for here'})")
+                RecordingEvent(
+                    recording_id=e.recording_id,
+                    at=now,
+                    to_state=e.state,
+                    actor=ACTOR,
+                    detail=e.error or f"cataloged from recording_log ({e.local_path or 'file not looked for here'})",
+                )
                 for e in fresh
-            )  # fmt: skip
+            )
         report.recordings_added += len(fresh)
         report.batches += 1
         watermark = rows[-1]["recording_id"]

@@ -9,6 +9,7 @@ mono speech-like audio. Deterministic for a seed.
 
 from __future__ import annotations
 
+import os
 import random
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
@@ -29,9 +30,13 @@ from recordings.vicidial_schema import VicidialWriter
 CAMPAIGNS = [("SALES", "Outbound sales"), ("COLLECT", "Collections (Reg F)"), ("CONSENT", "TCPA consent verification")]
 INGROUPS = [("SUPPORT", "Customer support"), ("BILLING", "Billing questions")]
 SERVERS = ["10.0.0.11", "10.0.0.12"]
-AGENTS = [(f"10{n:02d}", name) for n, name in enumerate(
-    ["Ana Ruiz", "Ben Okafor", "Chloe Martin", "Dev Patel", "Eli Cohen", "Fatima Haddad", "Gus Novak", "Hana Sato"], start=1
-)]  # fmt: skip
+AGENTS = [
+    (f"10{n:02d}", name)
+    for n, name in enumerate(
+        ["Ana Ruiz", "Ben Okafor", "Chloe Martin", "Dev Patel", "Eli Cohen", "Fatima Haddad", "Gus Novak", "Hana Sato"],
+        start=1,
+    )
+]
 
 
 @dataclass
@@ -70,16 +75,23 @@ def generate_demo(*, spool: Path, now: datetime, calls: int = 120, seed: int = 7
         (spool / sub).mkdir(parents=True, exist_ok=True)
     with VicidialWriter() as writer:
         writer.create_tables()
-        report.campaigns = writer.insert(VicidialCampaign, [
-            {"campaign_id": cid, "campaign_name": name, "active": "Y", "campaign_recording": "ALLCALLS"} for cid, name in CAMPAIGNS
-        ])  # fmt: skip
-        report.ingroups = writer.insert(VicidialInboundGroup, [
-            {"group_id": gid, "group_name": name, "active": "Y"} for gid, name in INGROUPS
-        ])  # fmt: skip
-        report.agents = writer.insert(VicidialUser, [
-            {"user_id": n, "user": user, "full_name": name, "user_level": 1, "user_group": "AGENTS"}
-            for n, (user, name) in enumerate(AGENTS, start=1)
-        ])  # fmt: skip
+        report.campaigns = writer.insert(
+            VicidialCampaign,
+            [
+                {"campaign_id": cid, "campaign_name": name, "active": "Y", "campaign_recording": "ALLCALLS"}
+                for cid, name in CAMPAIGNS
+            ],
+        )
+        report.ingroups = writer.insert(
+            VicidialInboundGroup, [{"group_id": gid, "group_name": name, "active": "Y"} for gid, name in INGROUPS]
+        )
+        report.agents = writer.insert(
+            VicidialUser,
+            [
+                {"user_id": n, "user": user, "full_name": name, "user_level": 1, "user_group": "AGENTS"}
+                for n, (user, name) in enumerate(AGENTS, start=1)
+            ],
+        )
         leads, outbound, inbound, recordings = [], [], [], []
         for index, start in enumerate(_call_times(rng, now, calls)):
             recording_id, lead_id = 1000 + index, 50000 + index
@@ -87,16 +99,42 @@ def generate_demo(*, spool: Path, now: datetime, calls: int = 120, seed: int = 7
             user = rng.choice(AGENTS)[0]
             length = rng.randint(4, max_seconds)
             epoch = int(start.timestamp())
-            leads.append({"lead_id": lead_id, "entry_date": start - timedelta(days=2), "status": "SALE", "user": user,
-                          "list_id": 101, "phone_code": "1", "phone_number": phone, "first_name": "Demo",
-                          "last_name": f"Lead{index}"})  # fmt: skip
-            call = {"lead_id": lead_id, "list_id": 101, "call_date": start, "start_epoch": epoch,
-                    "end_epoch": epoch + length, "length_in_sec": length, "status": "SALE", "phone_code": "1",
-                    "phone_number": phone, "user": user, "user_group": "AGENTS"}  # fmt: skip
+            leads.append(
+                {
+                    "lead_id": lead_id,
+                    "entry_date": start - timedelta(days=2),
+                    "status": "SALE",
+                    "user": user,
+                    "list_id": 101,
+                    "phone_code": "1",
+                    "phone_number": phone,
+                    "first_name": "Demo",
+                    "last_name": f"Lead{index}",
+                }
+            )
+            call = {
+                "lead_id": lead_id,
+                "list_id": 101,
+                "call_date": start,
+                "start_epoch": epoch,
+                "end_epoch": epoch + length,
+                "length_in_sec": length,
+                "status": "SALE",
+                "phone_code": "1",
+                "phone_number": phone,
+                "user": user,
+                "user_group": "AGENTS",
+            }
             if index % 4 == 3:
                 vicidial_id = str(9000 + index)
-                inbound.append(call | {"closecallid": 9000 + index, "campaign_id": rng.choice(INGROUPS)[0],
-                                       "uniqueid": f"{epoch}.{index}"})  # fmt: skip
+                inbound.append(
+                    call
+                    | {
+                        "closecallid": 9000 + index,
+                        "campaign_id": rng.choice(INGROUPS)[0],
+                        "uniqueid": f"{epoch}.{index}",
+                    }
+                )
             else:
                 vicidial_id = f"{epoch}.{index}"
                 outbound.append(call | {"uniqueid": vicidial_id, "campaign_id": rng.choice(CAMPAIGNS)[0]})
@@ -104,13 +142,27 @@ def generate_demo(*, spool: Path, now: datetime, calls: int = 120, seed: int = 7
             filename = f"{start:%Y%m%d-%H%M%S}_{phone}"
             compressed = index % 5 == 4
             missing = index == calls // 2
-            location = f"http://{server}/RECORDINGS/{'MP3/' if compressed else ''}{filename}-all.{'mp3' if compressed else 'wav'}"
-            recordings.append({
-                "recording_id": recording_id, "channel": f"Local/5860{index:04d}@default", "server_ip": server,
-                "extension": "8309", "start_time": start, "start_epoch": epoch, "end_time": start + timedelta(seconds=length),
-                "end_epoch": epoch + length, "length_in_sec": length, "length_in_min": round(length / 60, 2),
-                "filename": filename, "location": location, "lead_id": lead_id, "user": user, "vicidial_id": vicidial_id,
-            })  # fmt: skip
+            on_disk = f"MP3/{filename}-all.mp3" if compressed else f"{filename}-all.wav"
+            location = f"http://{server}/RECORDINGS/{on_disk}"
+            recordings.append(
+                {
+                    "recording_id": recording_id,
+                    "channel": f"Local/5860{index:04d}@default",
+                    "server_ip": server,
+                    "extension": "8309",
+                    "start_time": start,
+                    "start_epoch": epoch,
+                    "end_time": start + timedelta(seconds=length),
+                    "end_epoch": epoch + length,
+                    "length_in_sec": length,
+                    "length_in_min": round(length / 60, 2),
+                    "filename": filename,
+                    "location": location,
+                    "lead_id": lead_id,
+                    "user": user,
+                    "vicidial_id": vicidial_id,
+                }
+            )
             if missing:
                 report.missing_files += 1
                 continue
@@ -123,9 +175,11 @@ def generate_demo(*, spool: Path, now: datetime, calls: int = 120, seed: int = 7
                 wav.replace(spool / "ORIG" / wav.name)
                 report.mp3_files += 1
                 report.audio_bytes += target.stat().st_size
+                os.utime(target, (epoch + length, epoch + length))
             else:
                 report.wav_files += 1
                 report.audio_bytes += wav.stat().st_size
+                os.utime(wav, (epoch + length, epoch + length))  # written when the call ended
         report.leads = writer.insert(VicidialLead, leads)
         writer.insert(VicidialLog, outbound)
         writer.insert(VicidialCloserLog, inbound)

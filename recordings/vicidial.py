@@ -19,6 +19,9 @@ class VicidialModel(models.Model):
         abstract = True
         managed = False
 
+    def __str__(self) -> str:
+        return f"{self._meta.db_table} {self.pk}"
+
 
 class RecordingLog(VicidialModel):
     recording_id = models.PositiveIntegerField(primary_key=True)

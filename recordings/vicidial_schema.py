@@ -34,7 +34,10 @@ class VicidialWriter:
         if name.startswith("file:"):  # the demo opens SQLite read-only through a URI
             settings_dict["NAME"] = name[5:].split("?", 1)[0]
         if settings_dict["ENGINE"] == "django.db.backends.mysql":
-            settings_dict["OPTIONS"] = {**settings_dict.get("OPTIONS", {}), "init_command": "SET default_storage_engine=MyISAM"}
+            settings_dict["OPTIONS"] = {
+                **settings_dict.get("OPTIONS", {}),
+                "init_command": "SET default_storage_engine=MyISAM",
+            }
         backend = load_backend(settings_dict["ENGINE"])
         self.connection = backend.DatabaseWrapper(settings_dict, alias=f"{alias}_writer")
         # Registered (in this thread only) because Django's schema editor looks its alias up there.
@@ -63,8 +66,7 @@ class VicidialWriter:
         placeholders = ", ".join(["%s"] * len(fields))
         sql = f"INSERT INTO {quote(model._meta.db_table)} ({columns}) VALUES ({placeholders})"
         values = [
-            [f.get_db_prep_save(row.get(f.name, f.get_default()), self.connection) for f in fields]
-            for row in rows
+            [f.get_db_prep_save(row.get(f.name, f.get_default()), self.connection) for f in fields] for row in rows
         ]
         with self.connection.cursor() as cursor:
             for start in range(0, len(values), 2000):

@@ -43,7 +43,9 @@ class RetentionPolicyQuerySet(models.QuerySet["RetentionPolicy"]):
             by_days.setdefault(days, []).append(campaign_id)
         condition = Q()
         for days, campaign_ids in by_days.items():
-            condition |= Q(**{f"{prefix}campaign_id__in": campaign_ids, f"{prefix}start_time__lt": now - timedelta(days=days)})
+            condition |= Q(
+                **{f"{prefix}campaign_id__in": campaign_ids, f"{prefix}start_time__lt": now - timedelta(days=days)}
+            )
         others = Q(**{f"{prefix}start_time__lt": now - timedelta(days=getattr(default, days_field))}) & (
             Q(**{f"{prefix}campaign__isnull": True}) | ~Q(**{f"{prefix}campaign_id__in": [c for c, _ in explicit]})
         )
@@ -52,7 +54,11 @@ class RetentionPolicyQuerySet(models.QuerySet["RetentionPolicy"]):
 
 class RetentionPolicy(models.Model):
     campaign = models.OneToOneField(
-        "recordings.Campaign", null=True, blank=True, on_delete=models.PROTECT, related_name="policy",
+        "recordings.Campaign",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="policy",
         help_text="Empty for the default policy, which covers every campaign without its own.",
     )
     keep_local_days = models.PositiveIntegerField(help_text="Days a recording stays on local disk before upload.")
@@ -68,9 +74,9 @@ class RetentionPolicy(models.Model):
     class Meta:
         verbose_name_plural = "retention policies"
 
+    def __str__(self) -> str:
+        return f"policy for {self.campaign or 'all other campaigns'}"
+
     def save(self, *args, **kwargs) -> None:  # type: ignore[no-untyped-def]
         self.scope = "default" if self.campaign_id is None else f"campaign:{self.campaign_id}"
         super().save(*args, **kwargs)
-
-    def __str__(self) -> str:
-        return f"policy for {self.campaign or 'all other campaigns'}"

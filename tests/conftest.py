@@ -29,9 +29,11 @@ def _create_vicidial_test_database() -> None:
 
         name = f"{conn.settings_dict['NAME']}_{os.getpid()}"
         admin = MySQLdb.connect(
-            host=conn.settings_dict["HOST"] or "127.0.0.1", port=int(conn.settings_dict["PORT"] or 3306),
-            user=conn.settings_dict["USER"], password=conn.settings_dict["PASSWORD"] or "",
-        )  # fmt: skip
+            host=conn.settings_dict["HOST"] or "127.0.0.1",
+            port=int(conn.settings_dict["PORT"] or 3306),
+            user=conn.settings_dict["USER"],
+            password=conn.settings_dict["PASSWORD"] or "",
+        )
         with admin.cursor() as cursor:
             cursor.execute(f"DROP DATABASE IF EXISTS `{name}`")
             cursor.execute(f"CREATE DATABASE `{name}` CHARACTER SET utf8")
@@ -48,9 +50,11 @@ def _drop_vicidial_test_database() -> None:
         import MySQLdb
 
         admin = MySQLdb.connect(
-            host=conn.settings_dict["HOST"] or "127.0.0.1", port=int(conn.settings_dict["PORT"] or 3306),
-            user=conn.settings_dict["USER"], password=conn.settings_dict["PASSWORD"] or "",
-        )  # fmt: skip
+            host=conn.settings_dict["HOST"] or "127.0.0.1",
+            port=int(conn.settings_dict["PORT"] or 3306),
+            user=conn.settings_dict["USER"],
+            password=conn.settings_dict["PASSWORD"] or "",
+        )
         with admin.cursor() as cursor:
             cursor.execute(f"DROP DATABASE IF EXISTS `{conn.settings_dict['NAME']}`")
         admin.close()

@@ -76,22 +76,47 @@ class VicidialData:
         lead_id = row.pop("lead_id", None) or self.lead(phone)
         start: datetime = row.get("start", datetime(2026, 11, 1, 14, 25, 1, tzinfo=UTC))
         uniqueid = f"{int(start.timestamp())}.{next(self.uniqueids)}"
-        self.writer.insert(VicidialLog, [{
-            "uniqueid": uniqueid, "lead_id": lead_id, "list_id": 101, "campaign_id": campaign, "call_date": start,
-            "start_epoch": int(start.timestamp()), "status": "SALE", "phone_code": "1", "phone_number": phone,
-            "user": row.get("user", "1001"),
-        }])  # fmt: skip
+        self.writer.insert(
+            VicidialLog,
+            [
+                {
+                    "uniqueid": uniqueid,
+                    "lead_id": lead_id,
+                    "list_id": 101,
+                    "campaign_id": campaign,
+                    "call_date": start,
+                    "start_epoch": int(start.timestamp()),
+                    "status": "SALE",
+                    "phone_code": "1",
+                    "phone_number": phone,
+                    "user": row.get("user", "1001"),
+                }
+            ],
+        )
         return self.recording_log(lead_id=lead_id, vicidial_id=uniqueid, **row)
 
     def inbound_call(self, *, ingroup: str = "SUPPORT", phone: str = "7735550000", **row: Any) -> dict[str, Any]:
         lead_id = row.pop("lead_id", None) or self.lead(phone)
         start: datetime = row.get("start", datetime(2026, 11, 1, 14, 25, 1, tzinfo=UTC))
         closecallid = next(self.closecallids)
-        self.writer.insert(VicidialCloserLog, [{
-            "closecallid": closecallid, "lead_id": lead_id, "list_id": 101, "campaign_id": ingroup, "call_date": start,
-            "start_epoch": int(start.timestamp()), "status": "A1", "phone_code": "1", "phone_number": phone,
-            "user": row.get("user", "1001"), "uniqueid": f"{int(start.timestamp())}.{next(self.uniqueids)}",
-        }])  # fmt: skip
+        self.writer.insert(
+            VicidialCloserLog,
+            [
+                {
+                    "closecallid": closecallid,
+                    "lead_id": lead_id,
+                    "list_id": 101,
+                    "campaign_id": ingroup,
+                    "call_date": start,
+                    "start_epoch": int(start.timestamp()),
+                    "status": "A1",
+                    "phone_code": "1",
+                    "phone_number": phone,
+                    "user": row.get("user", "1001"),
+                    "uniqueid": f"{int(start.timestamp())}.{next(self.uniqueids)}",
+                }
+            ],
+        )
         return self.recording_log(lead_id=lead_id, vicidial_id=str(closecallid), **row)
 
 

@@ -27,9 +27,12 @@ def _mariadb_reachable(url: str) -> str | None:
     config = database_config("VICIREC_TEST_VICIDIAL_URL", url)
     try:
         MySQLdb.connect(
-            host=config["HOST"] or "127.0.0.1", port=int(config["PORT"] or 3306), user=config["USER"],
-            password=config["PASSWORD"] or "", connect_timeout=3,
-        ).close()  # fmt: skip
+            host=config["HOST"] or "127.0.0.1",
+            port=int(config["PORT"] or 3306),
+            user=config["USER"],
+            password=config["PASSWORD"] or "",
+            connect_timeout=3,
+        ).close()
     except MySQLdb.Error as exc:
         return str(exc)
     return None
@@ -56,6 +59,10 @@ DATABASES["vicidial"]["TIME_ZONE"] = "UTC"
 
 if os.environ.get("VICIREC_TEST_DATABASE_URL"):
     DATABASES["default"] = database_config("VICIREC_TEST_DATABASE_URL", os.environ["VICIREC_TEST_DATABASE_URL"])
+
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # A file, not memory, so that the crash tests' subprocesses share the test database.
+    DATABASES["default"]["TEST"] = {"NAME": str(VICIREC_HOME / "test-vicirec.sqlite3")}
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 VICIREC_SETTLE_SECONDS = 0

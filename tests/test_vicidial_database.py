@@ -55,7 +55,9 @@ def test_vicidial_is_never_migrated():
 
 
 def _wrapper(cls, version):
-    wrapper = cls({**connections["default"].settings_dict, "ENGINE": "django.db.backends.mysql", "NAME": "x"}, alias="gate")
+    wrapper = cls(
+        {**connections["default"].settings_dict, "ENGINE": "django.db.backends.mysql", "NAME": "x"}, alias="gate"
+    )
     wrapper.__dict__["mysql_server_data"] = {"version": f"{'.'.join(map(str, version))}-MariaDB"}
     wrapper.__dict__["mysql_is_mariadb"] = True
     wrapper.get_database_version = lambda: version  # the server's answer, as Django reads it

@@ -26,7 +26,9 @@ class StageCommand(BaseCommand):
         try:
             report = self.run(**options)
         except DatabaseError as exc:
-            raise CommandError(f"database error: {exc}. Check VICIREC_DATABASE_URL / VICIDIAL_DATABASE_URL and that the server is up.")
+            raise CommandError(
+                f"database error: {exc}. Check VICIREC_DATABASE_URL / VICIDIAL_DATABASE_URL and that the server is up."
+            )
         data = report.as_dict() if hasattr(report, "as_dict") else report
         if self.as_json:
             self.stdout.write(json.dumps(data, default=str, sort_keys=True))

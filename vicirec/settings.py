@@ -108,9 +108,15 @@ DATABASES = {
     ),
 }
 if DATABASES["vicidial"]["ENGINE"] not in {"vicirec.db.vicidial_mysql", "vicirec.db.vicidial_sqlite"}:
-    raise ConfigError("VICIDIAL_DATABASE_URL must be a mysql:// URL (or sqlite:/// for the demo); VICIdial runs on MySQL/MariaDB.")
+    raise ConfigError(
+        "VICIDIAL_DATABASE_URL must be a mysql:// URL (or sqlite:/// for the demo); VICIdial runs on MySQL/MariaDB."
+    )
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
-    DATABASES["default"]["OPTIONS"] = {"timeout": 30, "transaction_mode": "IMMEDIATE", "init_command": "PRAGMA journal_mode=WAL;"}
+    DATABASES["default"]["OPTIONS"] = {
+        "timeout": 30,
+        "transaction_mode": "IMMEDIATE",
+        "init_command": "PRAGMA journal_mode=WAL;",
+    }
 if DATABASES["vicidial"]["ENGINE"] == "vicirec.db.vicidial_sqlite":
     # The demo's VICIdial database is opened read-only by SQLite itself, too.
     DATABASES["vicidial"]["NAME"] = f"file:{DATABASES['vicidial']['NAME']}?mode=ro"
@@ -173,7 +179,10 @@ else:
     }
 
 STORAGES = {
-    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage", "OPTIONS": {"location": VICIREC_HOME / "media"}},
+    "default": {
+        "BACKEND": "django.core.files.storage.FileSystemStorage",
+        "OPTIONS": {"location": VICIREC_HOME / "media"},
+    },
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
     "archive": _archive,
 }

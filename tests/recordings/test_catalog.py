@@ -65,7 +65,9 @@ def test_second_run_adds_and_changes_nothing(vicidial: VicidialData, spool_dir: 
     assert RecordingEvent.objects.count() == 5
 
 
-def test_missing_empty_and_hostile_files_are_recorded_never_opened(vicidial: VicidialData, spool_dir: Path, tmp_path: Path):
+def test_missing_empty_and_hostile_files_are_recorded_never_opened(
+    vicidial: VicidialData, spool_dir: Path, tmp_path: Path
+):
     outside = tmp_path / "secret"
     outside.write_text("not a recording")
     (spool_dir / "evil-all.wav").symlink_to(outside)
@@ -128,7 +130,9 @@ def test_unmatched_and_malformed_call_links_still_catalog(vicidial: VicidialData
     no_row = vicidial.recording_log(vicidial_id="1700000000.99")
     wrong_lead = vicidial.outbound_call()
     vicidial.recording_log(vicidial_id=wrong_lead["vicidial_id"], lead_id=99999)
-    no_time = vicidial.recording_log(start_time=None, start_epoch=None, end_time=None, end_epoch=None, start=NOW - timedelta(days=1))
+    no_time = vicidial.recording_log(
+        start_time=None, start_epoch=None, end_time=None, end_epoch=None, start=NOW - timedelta(days=1)
+    )
 
     report = sync()
 
@@ -175,9 +179,15 @@ def test_queries_per_batch_do_not_grow_with_batch_size(vicidial: VicidialData, s
         vicidial.outbound_call()
         vicidial.inbound_call()
     sync(limit=0)  # campaigns first, so both measured runs do only batch work
-    with CaptureQueriesContext(connections["default"]) as small_default, CaptureQueriesContext(connections["vicidial"]) as small:
+    with (
+        CaptureQueriesContext(connections["default"]) as small_default,
+        CaptureQueriesContext(connections["vicidial"]) as small,
+    ):
         sync(limit=2)
-    with CaptureQueriesContext(connections["default"]) as big_default, CaptureQueriesContext(connections["vicidial"]) as big:
+    with (
+        CaptureQueriesContext(connections["default"]) as big_default,
+        CaptureQueriesContext(connections["vicidial"]) as big,
+    ):
         sync(limit=6)
     assert len(big) == len(small)
     assert len(big_default) == len(small_default)

@@ -19,10 +19,15 @@ class Command(StageCommand):
     def run(self, **options: Any) -> Any:
         database = settings.DATABASES["vicidial"]
         if database["ENGINE"] != "vicirec.db.vicidial_sqlite":
-            raise CommandError("demo only writes the embedded SQLite VICIdial database; unset VICIDIAL_DATABASE_URL to use it.")
+            raise CommandError(
+                "demo only writes the embedded SQLite VICIdial database; unset VICIDIAL_DATABASE_URL to use it."
+            )
         path = settings.DEMO_DIR / "vicidial.sqlite3"
         if path.exists():
-            self.stderr.write(f"The demo already exists in {settings.DEMO_DIR}; left as it is (remove {settings.VICIREC_HOME} to start over).")
+            self.stderr.write(
+                f"The demo already exists in {settings.DEMO_DIR}; left as it is "
+                f"(remove {settings.VICIREC_HOME} to start over)."
+            )
             return DemoReport()
         settings.DEMO_DIR.mkdir(parents=True, exist_ok=True)
         spool = settings.VICIREC_SPOOL_DIRS[0]

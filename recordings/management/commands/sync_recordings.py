@@ -17,6 +17,8 @@ class Command(StageCommand):
 
     def run(self, **options: Any) -> Any:
         return sync_recordings(
-            now=clock.now(), limit=options["limit"], batch_size=options["batch_size"],
+            now=clock.now(),
+            limit=options["limit"],
+            batch_size=options["batch_size"],
             progress=self.progress("cataloging"),
-        )  # fmt: skip
+        )

@@ -1,0 +1,350 @@
+"""Stage 2, archive: compress, upload with a server-verified SHA-256, and confirm each recording that is
+past its campaign's local window.
+
+Order of work for one recording, each step safe to interrupt:
+1. find the file on this node's spool, and leave it for the next run if it is still being written;
+2. hash the original and encode it in one pass; record the original's SHA-256 and size, the encoded
+   bytes' SHA-256, the encoder and the object key *before* uploading, so a crash after the upload is
+   recognised by the next run (the object already there, with the planned checksum) and not redone;
+3. PUT once, single-part, with ``x-amz-checksum-sha256``: the server refuses bytes that do not match;
+4. read the checksum back from the server (or re-hash the object) and only then mark it archived.
+A local file is never touched here; cleanup_local deletes it later, after confirming again.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from pathlib import Path
+from threading import Lock
+
+from django.conf import settings
+from django.db import connections
+
+from recordings import spool
+from recordings.codec import CodecError, prepare
+from recordings.models import Recording, RecordingQuerySet
+from recordings.storage import ArchiveTarget, StorageError, get_target, object_key
+from recordings.workqueue import claim, fail, new_token, record, release, release_dead_claims, transition
+from retention.models import RetentionPolicy
+
+log = logging.getLogger("vicirec.archive")
+ACTOR = "archive_recordings"
+WAITING_STATES = (Recording.State.CAPTURED, Recording.State.MISSING, Recording.State.FAILED)
+
+
+def due_for_upload(now: datetime, *, node: str) -> RecordingQuerySet:
+    """Recordings on this node's disk that are past their campaign's local window and due a (re)try."""
+    past_window = RetentionPolicy.objects.age_condition(now, "keep_local_days")
+    return Recording.objects.filter(state__in=WAITING_STATES).for_node(node).retry_due(now).filter(past_window)
+
+
+@dataclass
+class ArchiveReport:
+    claimed: int = 0
+    archived: int = 0
+    already_in_bucket: int = 0
+    missing: int = 0
+    rejected: int = 0
+    failed: int = 0
+    not_settled: int = 0
+    original_bytes: int = 0
+    stored_bytes: int = 0
+    errors: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, object]:
+        data = asdict(self)
+        data["errors"] = self.errors[:20]
+        return data
+
+
+class _Outcome:
+    ARCHIVED, ALREADY, MISSING, REJECTED, FAILED, NOT_SETTLED, LOST = (
+        "archived",
+        "already",
+        "missing",
+        "rejected",
+        "failed",
+        "not_settled",
+        "lost",
+    )
+
+
+def _codec_for(recording: Recording, policies: dict[int | None, str]) -> str:
+    return policies.get(recording.campaign_id, policies[None])
+
+
+def _settled(found: spool.Found, now_ts: float) -> bool:
+    return now_ts - found.mtime >= settings.VICIREC_SETTLE_SECONDS
+
+
+def _metadata(recording: Recording, original_sha256: str) -> dict[str, str]:
+    return {
+        "vicirec-recording-id": str(recording.recording_id),
+        "vicirec-original-sha256": original_sha256,
+        "vicirec-campaign": recording.campaign.campaign_id if recording.campaign else "",
+        "vicirec-call-time": recording.start_time.isoformat() if recording.start_time else "",
+        "vicirec-server": recording.server_ip,
+        "vicirec-filename": recording.filename,
+    }
+
+
+def _confirm_and_finish(
+    recording: Recording, target: ArchiveTarget, *, token: str, now: datetime, already: bool, extra: dict[str, object]
+) -> str:
+    """Ask the target for the object's checksum; only a confirmed copy is marked archived."""
+    confirmation = target.confirm(
+        recording.object_key, sha256_hex=recording.stored_sha256, size=recording.stored_size or 0
+    )
+    if not confirmation.ok:
+        detail = confirmation.detail or f"{recording.object_key} not found in the bucket after upload"
+        fail(recording, token=token, actor=ACTOR, error=f"upload not confirmed: {detail}", now=now)
+        return _Outcome.FAILED
+    transition(
+        recording,
+        to=Recording.State.ARCHIVED,
+        token=token,
+        actor=ACTOR,
+        now=now,
+        detail=(
+            f"{'found already' if already else 'uploaded'} as {recording.object_key}; "
+            f"server confirmed sha256 {confirmation.sha256_hex} ({confirmation.method})"
+        ),
+        version_id=confirmation.version_id or str(extra.get("version_id", "")),
+        verified_at=now,
+        verify_method=confirmation.method,
+        uploaded_at=recording.uploaded_at or now,
+        error="",
+        next_attempt_at=None,
+    )
+    return _Outcome.ALREADY if already else _Outcome.ARCHIVED
+
+
+def archive_one(
+    recording: Recording, *, target: ArchiveTarget, token: str, now: datetime, codec: str, workdir: Path
+) -> str:
+    # A previous run may have uploaded and crashed before recording it: adopt its object if it matches.
+    if recording.object_key and recording.stored_sha256:
+        confirmation = target.confirm(
+            recording.object_key, sha256_hex=recording.stored_sha256, size=recording.stored_size or 0
+        )
+        if confirmation.ok:
+            return _confirm_and_finish(recording, target, token=token, now=now, already=True, extra={})
+        if confirmation.found:
+            fail(
+                recording,
+                token=token,
+                actor=ACTOR,
+                now=now,
+                permanent=True,
+                error=f"{recording.object_key} holds other content than planned: {confirmation.detail}",
+            )
+            return _Outcome.FAILED
+
+    found = spool.locate(recording.filename, recording.vicidial_location, settings.VICIREC_SPOOL_DIRS)
+    if isinstance(found, spool.NotFound):
+        if found.permanent:
+            transition(
+                recording,
+                to=Recording.State.REJECTED,
+                token=token,
+                actor=ACTOR,
+                now=now,
+                detail=found.reason,
+                error=found.reason,
+                next_attempt_at=None,
+            )
+            return _Outcome.REJECTED
+        if recording.original_sha256:
+            # It was hashed here once and is gone now without a verified copy: that needs a person.
+            fail(
+                recording,
+                token=token,
+                actor=ACTOR,
+                now=now,
+                permanent=True,
+                error=f"local file disappeared before a verified upload: {found.reason}",
+            )
+            return _Outcome.LOST
+        attempts = recording.attempts + 1
+        recording.attempts = attempts
+        transition(
+            recording,
+            to=Recording.State.MISSING,
+            token=token,
+            actor=ACTOR,
+            now=now,
+            detail=found.reason,
+            error=found.reason,
+            attempts=attempts,
+            next_attempt_at=now + recording.retry_delay(),
+        )
+        return _Outcome.MISSING
+    if not _settled(found, time.time()):
+        release(recording, token=token)
+        return _Outcome.NOT_SETTLED
+
+    workdir.mkdir(parents=True, exist_ok=True)
+    try:
+        prepared = prepare(found.path, codec=codec, workdir=workdir)
+    except (CodecError, OSError) as exc:
+        fail(recording, token=token, actor=ACTOR, now=now, error=f"cannot read or encode {found.relative}: {exc}")
+        return _Outcome.FAILED
+    try:
+        after = found.path.stat()
+        if after.st_size != prepared.original_size or after.st_mtime != found.mtime:
+            fail(
+                recording,
+                token=token,
+                actor=ACTOR,
+                now=now,
+                error=f"{found.relative} changed while it was being read; it will be retried once it settles",
+            )
+            return _Outcome.FAILED
+        if recording.original_sha256 and recording.original_sha256 != prepared.original_sha256:
+            fail(
+                recording,
+                token=token,
+                actor=ACTOR,
+                now=now,
+                permanent=True,
+                error=(
+                    f"{found.relative} no longer has the SHA-256 recorded when it was first read "
+                    f"({recording.original_sha256} → {prepared.original_sha256})"
+                ),
+            )
+            return _Outcome.FAILED
+        key = object_key(
+            campaign_id=recording.campaign.campaign_id if recording.campaign else "",
+            start_time=recording.start_time,
+            filename=f"{recording.filename}_rec{recording.recording_id}",
+            ext=prepared.extension,
+        )
+        # The hash chain and the plan are on record before a byte leaves the machine.
+        if not record(
+            recording,
+            token=token,
+            local_path=found.relative,
+            original_sha256=prepared.original_sha256,
+            original_size=prepared.original_size,
+            stored_sha256=prepared.output_sha256,
+            stored_size=prepared.output_size,
+            encoder=prepared.encoder,
+            object_key=key,
+        ):
+            return _Outcome.FAILED  # the claim was lost (lease expired); the other worker carries on
+        try:
+            stored = target.put(
+                key,
+                prepared.output_path,
+                sha256_hex=prepared.output_sha256,
+                size=prepared.output_size,
+                metadata=_metadata(recording, prepared.original_sha256),
+                content_type=prepared.content_type,
+            )
+        except StorageError as exc:
+            fail(recording, token=token, actor=ACTOR, now=now, error=exc.message, permanent=exc.permanent)
+            return _Outcome.FAILED
+        recording.uploaded_at = now
+        return _confirm_and_finish(
+            recording,
+            target,
+            token=token,
+            now=now,
+            already=stored.already_present,
+            extra={"version_id": stored.version_id},
+        )
+    except StorageError as exc:
+        fail(recording, token=token, actor=ACTOR, now=now, error=exc.message, permanent=exc.permanent)
+        return _Outcome.FAILED
+    finally:
+        if prepared.transformed:
+            prepared.output_path.unlink(missing_ok=True)
+
+
+def archive_due(
+    *,
+    now: datetime,
+    node: str | None = None,
+    limit: int | None = None,
+    threads: int | None = None,
+    batch_size: int = 200,
+    progress: Callable[[int, int], None] | None = None,
+) -> ArchiveReport:
+    """Archive every recording due on this node (at most ``limit``), ``threads`` uploads at a time."""
+    node = settings.VICIREC_NODE if node is None else node
+    threads = threads or settings.VICIREC_UPLOAD_THREADS
+    target = get_target()
+    token = new_token("archive")
+    release_dead_claims("archive", now=now)
+    default_policy = RetentionPolicy.objects.default()
+    policies: dict[int | None, str] = {None: default_policy.codec}
+    policies.update(RetentionPolicy.objects.exclude(campaign=None).values_list("campaign_id", "codec"))
+    workdir = settings.VICIREC_WORK_DIR / token.replace(":", "_").replace("@", "_")
+    report = ArchiveReport()
+    lock = Lock()
+    done = 0
+
+    def work(recording: Recording) -> None:
+        nonlocal done
+        try:
+            outcome = archive_one(
+                recording, target=target, token=token, now=now, codec=_codec_for(recording, policies), workdir=workdir
+            )
+        except Exception as exc:  # one broken recording must not stop the batch
+            log.exception("archive of recording %s failed", recording.pk)
+            fail(recording, token=token, actor=ACTOR, now=now, error=f"unexpected error: {exc!r}")
+            outcome = _Outcome.FAILED
+        finally:
+            if threads > 1:  # each upload thread has its own database connections
+                connections.close_all()
+        with lock:
+            done += 1
+            _count(report, recording, outcome)
+            if outcome == _Outcome.NOT_SETTLED:
+                left_unsettled.add(recording.pk)
+            if progress:
+                progress(done, report.claimed)
+
+    left_unsettled: set[int] = set()  # released untouched; skipped for the rest of this run
+    try:
+        while limit is None or report.claimed < limit:
+            size = batch_size if limit is None else min(batch_size, limit - report.claimed)
+            due = due_for_upload(now, node=node).exclude(pk__in=left_unsettled)
+            batch = claim(due, token=token, now=now, limit=size)
+            if not batch:
+                break
+            report.claimed += len(batch)
+            if threads == 1:
+                for recording in batch:
+                    work(recording)
+            else:
+                with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="upload") as pool:
+                    list(pool.map(work, batch))
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    log.info("archive: %s", report.as_dict())
+    return report
+
+
+def _count(report: ArchiveReport, recording: Recording, outcome: str) -> None:
+    if outcome in (_Outcome.ARCHIVED, _Outcome.ALREADY):
+        report.archived += 1
+        report.already_in_bucket += outcome == _Outcome.ALREADY
+        report.original_bytes += recording.original_size or 0
+        report.stored_bytes += recording.stored_size or 0
+    elif outcome == _Outcome.MISSING:
+        report.missing += 1
+    elif outcome == _Outcome.REJECTED:
+        report.rejected += 1
+    elif outcome == _Outcome.NOT_SETTLED:
+        report.not_settled += 1
+    else:
+        report.failed += 1
+        if recording.error:
+            report.errors.append(f"{recording.recording_id}: {recording.error}")

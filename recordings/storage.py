@@ -1,0 +1,698 @@
+"""The archive: where recordings go after they leave the telephony server's disk.
+
+This is the only module that touches boto3, botocore or django-storages. Everything else calls
+`get_target()` and speaks the `ArchiveTarget` interface below, whose two implementations are
+
+* `S3Target` — a bucket on Cloudflare R2 or AWS S3, configured through django-storages' `S3Storage`
+  (`STORAGES["archive"]`). Uploads are one single-part PUT carrying a precomputed SHA-256 that the
+  *server* checks on receipt (`x-amz-checksum-sha256`), made conditional with `If-None-Match: *` so an
+  existing object is never overwritten. See shared/reference/s3-r2.md for why (no multipart: it cannot
+  carry a whole-file SHA-256; precomputed header: no aws-chunked trailer, which R2 rejects).
+* `FilesystemTarget` — a local folder (`FileSystemStorage`), the embedded default for demos and tests.
+
+Contract shared by both:
+
+* `put` never replaces an existing object. Same bytes already there → `already_present=True`;
+  different bytes → a permanent `StorageError` for a person to resolve.
+* `confirm` reads the checksum back from the target; "not found" is an answer (`found=False`),
+  never an exception. Nothing may delete a local file unless `confirm(...).ok`.
+* Every provider failure surfaces as `StorageError`, whose `permanent` flag says whether retrying the
+  same object can ever help. Configuration and network faults are *not* permanent: they affect every
+  object and heal once someone fixes them. Messages name the setting to check and never carry secrets.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import os
+import re
+import tempfile
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path, PurePosixPath
+from typing import IO, Any, Literal, Protocol
+from urllib.parse import quote
+
+from boto3.s3.transfer import TransferConfig
+from botocore.config import Config
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    ConnectTimeoutError,
+    EndpointConnectionError,
+    NoCredentialsError,
+    PartialCredentialsError,
+    ReadTimeoutError,
+)
+
+CHUNK = 1024 * 1024
+# Single-part uploads only: above this size S3 and R2 refuse a single PUT (R2: 4.995 GiB).
+MAX_SINGLE_PUT = 5 * 1024**3
+DELETE_BATCH = 1000  # DeleteObjects takes at most 1000 keys per request.
+
+Method = Literal["server-checksum", "rehash"]
+
+
+# --- configuration helpers (called from settings.py: no Django imports here) ---------------------
+
+
+def r2_endpoint(account_id: str, *, jurisdiction: str = "") -> str:
+    """The S3 endpoint of a Cloudflare R2 account (`jurisdiction="eu"` for EU-jurisdiction buckets)."""
+    account_id = account_id.strip()
+    if not re.fullmatch(r"[A-Za-z0-9]+", account_id):
+        raise ValueError("VICIREC_R2_ACCOUNT_ID must be the account id from the R2 dashboard (letters and digits).")
+    region = f".{jurisdiction.strip()}" if jurisdiction.strip() else ""
+    return f"https://{account_id}{region}.r2.cloudflarestorage.com"
+
+
+def s3_storage_options(
+    *,
+    bucket: str,
+    endpoint_url: str | None,
+    region: str | None,
+    access_key_id: str | None,
+    secret_access_key: str | None,
+) -> dict[str, Any]:
+    """OPTIONS for `storages.backends.s3.S3Storage` that work the same on R2 and S3.
+
+    Empty credentials are passed as None so boto3's standard chain (env, profile, instance role) applies.
+    """
+    return {
+        "bucket_name": bucket,
+        "endpoint_url": endpoint_url or None,
+        "region_name": region or None,
+        "access_key": access_key_id or None,
+        "secret_key": secret_access_key or None,
+        # when_required: no automatic CRC32 / aws-chunked trailers (R2 rejects them); the SHA-256 we
+        # precompute and send ourselves is always sent as a plain header.
+        "client_config": Config(
+            signature_version="s3v4",
+            request_checksum_calculation="when_required",
+            response_checksum_validation="when_required",
+            retries={"mode": "standard", "max_attempts": 5},
+        ),
+        # Never multipart: a multipart upload cannot carry a whole-file SHA-256.
+        "transfer_config": TransferConfig(multipart_threshold=MAX_SINGLE_PUT),
+        "file_overwrite": False,
+        "default_acl": None,
+        "querystring_expire": 300,
+        "signature_version": "s3v4",
+    }
+
+
+# --- results and errors -------------------------------------------------------------------------
+
+
+class StorageError(Exception):
+    """A failure of the archive target, worded for an operator.
+
+    `permanent` is True only when retrying this object cannot succeed without a person (for example the
+    key already holds different content). Credentials, network and server faults are not permanent.
+    """
+
+    def __init__(self, message: str, *, permanent: bool, code: str = "") -> None:
+        super().__init__(message)
+        self.message = message
+        self.permanent = permanent
+        self.code = code
+
+
+@dataclass(frozen=True)
+class StoredObject:
+    key: str
+    size: int
+    sha256_hex: str
+    version_id: str = ""
+    already_present: bool = False
+
+
+@dataclass(frozen=True)
+class Confirmation:
+    """What the target says it holds under a key, compared with what we expect."""
+
+    ok: bool
+    found: bool
+    size: int
+    sha256_hex: str
+    version_id: str
+    method: Method
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class DeleteFailure:
+    key: str
+    version_id: str
+    code: str
+    message: str
+
+
+@dataclass
+class DeleteResult:
+    deleted: list[tuple[str, str]] = field(default_factory=list)
+    failed: list[DeleteFailure] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed
+
+
+class ArchiveTarget(Protocol):
+    def put(
+        self, key: str, path: Path, *, sha256_hex: str, size: int, metadata: dict[str, str], content_type: str
+    ) -> StoredObject: ...
+
+    def confirm(self, key: str, *, sha256_hex: str, size: int, version_id: str = "") -> Confirmation: ...
+
+    def delete(self, objects: Iterable[tuple[str, str]]) -> DeleteResult: ...
+
+    def presigned_url(self, key: str, *, expires: int) -> str | None: ...
+
+    def set_legal_hold(self, key: str, version_id: str, on: bool) -> bool: ...
+
+    def iter_keys(self, prefix: str = "") -> Iterator[str]: ...
+
+
+def get_target() -> ArchiveTarget:
+    """The target configured in `STORAGES["archive"]`, built fresh on each call (settings may change)."""
+    from django.core.exceptions import ImproperlyConfigured
+    from django.core.files.storage import FileSystemStorage, storages
+    from storages.backends.s3 import S3Storage
+
+    storage = storages["archive"]
+    if isinstance(storage, S3Storage):
+        return S3Target(storage.connection.meta.client, storage.bucket_name)
+    if isinstance(storage, FileSystemStorage):
+        return FilesystemTarget(Path(storage.location))
+    raise ImproperlyConfigured(
+        f'STORAGES["archive"] uses {type(storage).__name__}; vicirec supports '
+        "storages.backends.s3.S3Storage (R2, S3) and django.core.files.storage.FileSystemStorage."
+    )
+
+
+# --- keys ---------------------------------------------------------------------------------------
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+def _segment(value: str, *, limit: int) -> str:
+    """One path segment: letters, digits, '.', '_' and '-', never starting with '.' (no '..', no dotfiles)."""
+    return _UNSAFE.sub("_", value.strip()).lstrip(".")[:limit]
+
+
+def object_key(*, campaign_id: str, start_time: datetime, filename: str, ext: str) -> str:
+    """`<campaign or _unassigned>/<yyyy>/<mm>/<dd>/<filename>.<ext>`, stable for a recording's life.
+
+    The date is taken from `start_time` as given (pass the call's local start time, as VICIdial shows it).
+    """
+    campaign = _segment(campaign_id, limit=64) or "_unassigned"
+    name = _segment(filename, limit=200)
+    suffix = re.sub(r"[^a-z0-9]", "", ext.lower())[:10]
+    if not name or not suffix:
+        raise ValueError(f"cannot build an archive key from filename={filename!r} ext={ext!r}")
+    return f"{campaign}/{start_time:%Y/%m/%d}/{name}.{suffix}"
+
+
+# --- helpers ------------------------------------------------------------------------------------
+
+
+def _b64_from_hex(sha256_hex: str) -> str:
+    try:
+        raw = bytes.fromhex(sha256_hex)
+    except ValueError:
+        raw = b""
+    if len(raw) != 32:
+        raise ValueError(f"not a SHA-256 hex digest: {sha256_hex!r}")
+    return base64.b64encode(raw).decode("ascii")
+
+
+def _hex_from_b64(value: str) -> str:
+    """Hex of a base64 SHA-256, or "" for anything else (e.g. a composite "…-N" multipart checksum)."""
+    try:
+        raw = base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError):
+        return ""
+    return raw.hex() if len(raw) == 32 else ""
+
+
+def _metadata(metadata: dict[str, str]) -> dict[str, str]:
+    """User metadata that survives HTTP headers: lower-case token keys, printable ASCII values.
+
+    Non-ASCII, control characters and '%' are percent-encoded (UTF-8), so values stay recoverable.
+    """
+    safe = "".join(chr(c) for c in range(0x20, 0x7F) if chr(c) != "%")
+    clean: dict[str, str] = {}
+    for key, value in metadata.items():
+        name = re.sub(r"[^a-z0-9-]+", "-", key.lower()).strip("-")
+        if name:
+            clean[name] = quote(str(value), safe=safe)[:1024]
+    return clean
+
+
+def _compare(expected_hex: str, expected_size: int, actual_hex: str, actual_size: int, where: str) -> str:
+    """An empty string when they match, else a sentence saying what differs."""
+    problems = []
+    if actual_size != expected_size:
+        problems.append(f"size is {actual_size} bytes, expected {expected_size}")
+    if actual_hex.lower() != expected_hex.lower():
+        problems.append(f"SHA-256 is {actual_hex}, expected {expected_hex}")
+    return f"{where}: " + "; ".join(problems) if problems else ""
+
+
+def _conflict(key: str, detail: str) -> StorageError:
+    return StorageError(
+        f"archive key {key} already holds different content ({detail}); it was not overwritten. "
+        "A person must resolve this (compare both copies) before this recording can be archived.",
+        permanent=True,
+        code="KeyConflict",
+    )
+
+
+def _client_error_code(exc: ClientError) -> tuple[str, int]:
+    error = exc.response.get("Error", {})
+    status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+    return str(error.get("Code", "")), int(status or 0)
+
+
+_NOT_FOUND = {"404", "NoSuchKey", "NotFound", "NoSuchVersion"}
+_CREDENTIALS = {"InvalidAccessKeyId", "SignatureDoesNotMatch", "InvalidToken", "ExpiredToken", "InvalidSecurity"}
+_DIGEST = {"BadDigest", "InvalidDigest", "XAmzContentSHA256Mismatch"}
+
+
+def _storage_error(exc: Exception, *, action: str, bucket: str) -> StorageError:
+    """Translate a boto3/botocore exception into a sentence an operator can act on."""
+    if isinstance(exc, ClientError):
+        code, status = _client_error_code(exc)
+        message = str(exc.response.get("Error", {}).get("Message", ""))[:200]
+        if code in _DIGEST:
+            return StorageError(
+                f"server rejected the upload: checksum mismatch ({code}) — the bytes it received do not match "
+                f"the SHA-256 we sent, so nothing was stored ({action}). The next run retries; if it keeps "
+                "happening the local file is changing or the network path corrupts data.",
+                permanent=False,
+                code=code,
+            )
+        if code in _CREDENTIALS or status == 401:
+            return StorageError(
+                f"the bucket rejected the credentials ({code or status}) while trying to {action}: check "
+                "VICIREC_S3_ACCESS_KEY_ID / VICIREC_S3_SECRET_ACCESS_KEY.",
+                permanent=False,
+                code=code,
+            )
+        if code == "NoSuchBucket":
+            return StorageError(
+                f"bucket {bucket!r} does not exist at this endpoint ({action}): check VICIREC_S3_BUCKET and "
+                "VICIREC_S3_ENDPOINT_URL / VICIREC_S3_REGION.",
+                permanent=False,
+                code=code,
+            )
+        if code == "403":
+            # A HEAD response has no body, so S3 cannot say whether the signature or the permission failed.
+            return StorageError(
+                f"the bucket refused to let us {action} (403 Forbidden): check VICIREC_S3_ACCESS_KEY_ID / "
+                f"VICIREC_S3_SECRET_ACCESS_KEY and the key's permissions on bucket {bucket!r}.",
+                permanent=False,
+                code=code,
+            )
+        if code in {"AccessDenied", "AllAccessDisabled"} or status == 403:
+            return StorageError(
+                f"the bucket denied permission to {action} ({code or status}: {message}): check the access key's "
+                f"permissions on bucket {bucket!r}.",
+                permanent=False,
+                code=code,
+            )
+        if code in {"AuthorizationHeaderMalformed", "AuthorizationQueryParametersError", "PermanentRedirect"}:
+            return StorageError(
+                f"the bucket answered {code} while trying to {action}: check VICIREC_S3_REGION and "
+                "VICIREC_S3_ENDPOINT_URL.",
+                permanent=False,
+                code=code,
+            )
+        if code == "EntityTooLarge":
+            return StorageError(
+                f"the object is too large for a single upload ({action}); recordings above 5 GiB are not supported.",
+                permanent=True,
+                code=code,
+            )
+        return StorageError(
+            f"storage request failed while trying to {action}: {code or status} {message}".rstrip(),
+            permanent=False,
+            code=code,
+        )
+    if isinstance(exc, (NoCredentialsError, PartialCredentialsError)):
+        return StorageError(
+            f"no usable storage credentials while trying to {action}: set VICIREC_S3_ACCESS_KEY_ID and "
+            "VICIREC_S3_SECRET_ACCESS_KEY (or provide credentials through boto3's standard chain).",
+            permanent=False,
+            code="NoCredentials",
+        )
+    if isinstance(exc, (EndpointConnectionError, ConnectTimeoutError, ReadTimeoutError)):
+        return StorageError(
+            f"could not reach the storage endpoint while trying to {action} ({type(exc).__name__}): check "
+            "VICIREC_S3_ENDPOINT_URL and the network; the next run retries.",
+            permanent=False,
+            code=type(exc).__name__,
+        )
+    return StorageError(
+        f"storage client error while trying to {action}: {type(exc).__name__}", permanent=False, code=type(exc).__name__
+    )
+
+
+# --- S3 / R2 ------------------------------------------------------------------------------------
+
+
+class S3Target:
+    """A bucket on R2 or S3, driven through the boto3 client that django-storages configured."""
+
+    def __init__(self, client: Any, bucket: str) -> None:
+        self.client = client
+        self.bucket = bucket
+
+    def _open_body(self, path: Path) -> IO[bytes]:
+        # The seam where tests inject corruption in flight; botocore streams (and re-seeks on retry).
+        return path.open("rb")
+
+    def put(
+        self, key: str, path: Path, *, sha256_hex: str, size: int, metadata: dict[str, str], content_type: str
+    ) -> StoredObject:
+        checksum = _b64_from_hex(sha256_hex)
+        try:
+            actual_size = path.stat().st_size
+        except OSError as exc:
+            raise StorageError(f"cannot read {path} ({exc.strerror})", permanent=False, code="OSError") from exc
+        if actual_size != size:
+            raise StorageError(
+                f"{path} is {actual_size} bytes but the catalog says {size}; not uploading a file that changed "
+                "after it was hashed. The next run retries.",
+                permanent=False,
+                code="SizeMismatch",
+            )
+        if size > MAX_SINGLE_PUT:
+            raise StorageError(
+                f"{path} is {size} bytes, above the 5 GiB single-upload limit; it cannot be archived with a "
+                "server-verified SHA-256.",
+                permanent=True,
+                code="EntityTooLarge",
+            )
+        try:
+            with self._open_body(path) as body:
+                response = self.client.put_object(
+                    Bucket=self.bucket,
+                    Key=key,
+                    Body=body,
+                    ContentLength=size,
+                    ChecksumAlgorithm="SHA256",
+                    ChecksumSHA256=checksum,
+                    Metadata=_metadata(metadata),
+                    ContentType=content_type,
+                    IfNoneMatch="*",
+                )
+        except ClientError as exc:
+            code, status = _client_error_code(exc)
+            if status != 412 and code != "PreconditionFailed":
+                raise _storage_error(exc, action=f"upload {key}", bucket=self.bucket) from exc
+            return self._existing(key, sha256_hex=sha256_hex, size=size)
+        except BotoCoreError as exc:
+            raise _storage_error(exc, action=f"upload {key}", bucket=self.bucket) from exc
+        except OSError as exc:
+            raise StorageError(f"cannot read {path} ({exc.strerror})", permanent=False, code="OSError") from exc
+        return StoredObject(key=key, size=size, sha256_hex=sha256_hex, version_id=response.get("VersionId") or "")
+
+    def _existing(self, key: str, *, sha256_hex: str, size: int) -> StoredObject:
+        """The key was taken (412): identical content counts as stored, anything else is a conflict."""
+        found = self.confirm(key, sha256_hex=sha256_hex, size=size)
+        if found.ok:
+            return StoredObject(key, size, sha256_hex, version_id=found.version_id, already_present=True)
+        if not found.found:
+            raise StorageError(
+                f"archive key {key} was reported as existing but then could not be read; the next run retries.",
+                permanent=False,
+                code="PreconditionFailed",
+            )
+        raise _conflict(key, found.detail)
+
+    def confirm(self, key: str, *, sha256_hex: str, size: int, version_id: str = "") -> Confirmation:
+        extra = {"VersionId": version_id} if version_id else {}
+        try:
+            head = self.client.head_object(Bucket=self.bucket, Key=key, ChecksumMode="ENABLED", **extra)
+        except ClientError as exc:
+            code, status = _client_error_code(exc)
+            if code in _NOT_FOUND or status == 404:
+                return Confirmation(
+                    ok=False,
+                    found=False,
+                    size=0,
+                    sha256_hex="",
+                    version_id=version_id,
+                    method="server-checksum",
+                    detail=f"{key} is not in bucket {self.bucket}",
+                )
+            raise _storage_error(exc, action=f"read back {key}", bucket=self.bucket) from exc
+        except BotoCoreError as exc:
+            raise _storage_error(exc, action=f"read back {key}", bucket=self.bucket) from exc
+        found_version = head.get("VersionId") or version_id
+        remote_hex = _hex_from_b64(head.get("ChecksumSHA256") or "")
+        remote_size = int(head.get("ContentLength", -1))
+        method: Method = "server-checksum"
+        if not remote_hex:
+            # R2 may not return the stored SHA-256 on HEAD: read the bytes back and hash them ourselves.
+            remote_hex, remote_size = self._rehash(key, found_version)
+            method = "rehash"
+        detail = _compare(sha256_hex, size, remote_hex, remote_size, f"bucket {self.bucket} key {key}")
+        return Confirmation(
+            ok=not detail,
+            found=True,
+            size=remote_size,
+            sha256_hex=remote_hex,
+            version_id=found_version,
+            method=method,
+            detail=detail,
+        )
+
+    def _rehash(self, key: str, version_id: str = "") -> tuple[str, int]:
+        """Stream the object and return (sha256 hex, byte count) of what the server sends."""
+        extra = {"VersionId": version_id} if version_id else {}
+        digest = hashlib.sha256()
+        count = 0
+        try:
+            body = self.client.get_object(Bucket=self.bucket, Key=key, **extra)["Body"]
+            try:
+                for chunk in body.iter_chunks(CHUNK):
+                    digest.update(chunk)
+                    count += len(chunk)
+            finally:
+                body.close()
+        except ClientError as exc:
+            raise _storage_error(exc, action=f"download {key} to re-hash it", bucket=self.bucket) from exc
+        except BotoCoreError as exc:
+            raise _storage_error(exc, action=f"download {key} to re-hash it", bucket=self.bucket) from exc
+        return digest.hexdigest(), count
+
+    def delete(self, objects: Iterable[tuple[str, str]]) -> DeleteResult:
+        """Delete exact versions when known (a key-only delete in a versioned bucket only adds a marker)."""
+        result = DeleteResult()
+        pending = list(objects)
+        for start in range(0, len(pending), DELETE_BATCH):
+            batch = pending[start : start + DELETE_BATCH]
+            entries = [{"Key": key, "VersionId": version} if version else {"Key": key} for key, version in batch]
+            try:
+                response = self.client.delete_objects(Bucket=self.bucket, Delete={"Objects": entries, "Quiet": True})
+            except (ClientError, BotoCoreError) as exc:
+                raise _storage_error(exc, action=f"delete {len(batch)} objects", bucket=self.bucket) from exc
+            errors = {(e.get("Key", ""), e.get("VersionId") or ""): e for e in response.get("Errors", [])}
+            for key, version in batch:
+                error = errors.get((key, version)) or (errors.get((key, "")) if version else None)
+                if error is None:
+                    result.deleted.append((key, version))
+                else:
+                    result.failed.append(
+                        DeleteFailure(key, version, str(error.get("Code", "")), str(error.get("Message", "")))
+                    )
+        return result
+
+    def presigned_url(self, key: str, *, expires: int) -> str | None:
+        try:
+            url: str = self.client.generate_presigned_url(
+                "get_object", Params={"Bucket": self.bucket, "Key": key}, ExpiresIn=expires
+            )
+        except BotoCoreError as exc:
+            raise _storage_error(exc, action=f"sign a download link for {key}", bucket=self.bucket) from exc
+        return url
+
+    def set_legal_hold(self, key: str, version_id: str, on: bool) -> bool:
+        """Place or lift an S3 Object Lock legal hold; False when the bucket/provider has no Object Lock."""
+        extra = {"VersionId": version_id} if version_id else {}
+        try:
+            self.client.put_object_legal_hold(
+                Bucket=self.bucket, Key=key, LegalHold={"Status": "ON" if on else "OFF"}, **extra
+            )
+        except ClientError as exc:
+            code, status = _client_error_code(exc)
+            if code in {"NotImplemented", "InvalidRequest", "ObjectLockConfigurationNotFoundError"} or status == 501:
+                return False
+            raise _storage_error(exc, action=f"set the legal hold on {key}", bucket=self.bucket) from exc
+        except BotoCoreError as exc:
+            raise _storage_error(exc, action=f"set the legal hold on {key}", bucket=self.bucket) from exc
+        return True
+
+    def iter_keys(self, prefix: str = "") -> Iterator[str]:
+        paginator = self.client.get_paginator("list_objects_v2")
+        try:
+            for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix):
+                for item in page.get("Contents", []):
+                    yield item["Key"]
+        except (ClientError, BotoCoreError) as exc:
+            raise _storage_error(exc, action=f"list keys under {prefix!r}", bucket=self.bucket) from exc
+
+
+# --- local folder -------------------------------------------------------------------------------
+
+
+def _hash_file(path: Path) -> tuple[str, int]:
+    digest = hashlib.sha256()
+    count = 0
+    with path.open("rb") as handle:
+        while chunk := handle.read(CHUNK):
+            digest.update(chunk)
+            count += len(chunk)
+    return digest.hexdigest(), count
+
+
+class FilesystemTarget:
+    """A local folder standing in for the bucket. Objects are published atomically and never replaced.
+
+    Hidden names (a leading '.') are in-progress uploads and are never listed as keys.
+    """
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+
+    def _path(self, key: str) -> Path:
+        parts = PurePosixPath(key).parts
+        if not parts or key.startswith("/") or any(p in {"", ".", ".."} or p.startswith(".") for p in parts):
+            raise ValueError(f"unsafe archive key: {key!r}")
+        return self.root.joinpath(*parts)
+
+    def put(
+        self, key: str, path: Path, *, sha256_hex: str, size: int, metadata: dict[str, str], content_type: str
+    ) -> StoredObject:
+        _b64_from_hex(sha256_hex)  # validates the digest
+        target = self._path(key)
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=".upload-", suffix=".tmp")
+        except OSError as exc:
+            raise StorageError(
+                f"cannot write to the archive folder {self.root} ({exc.strerror}): check VICIREC_ARCHIVE_DIR "
+                "and its permissions.",
+                permanent=False,
+                code="OSError",
+            ) from exc
+        tmp = Path(tmp_name)
+        try:
+            digest = hashlib.sha256()
+            written = 0
+            with os.fdopen(fd, "wb") as out, path.open("rb") as src:
+                while chunk := src.read(CHUNK):
+                    digest.update(chunk)
+                    out.write(chunk)
+                    written += len(chunk)
+                out.flush()
+                os.fsync(out.fileno())
+            detail = _compare(sha256_hex, size, digest.hexdigest(), written, f"copy of {path}")
+            if detail:
+                raise StorageError(
+                    f"checksum mismatch while archiving {key}: {detail}; nothing was stored. The local file "
+                    "changed or is unreadable; the next run retries.",
+                    permanent=False,
+                    code="BadDigest",
+                )
+            try:
+                os.link(tmp, target)  # publish without overwrite: fails if the key exists
+            except FileExistsError:
+                existing = self.confirm(key, sha256_hex=sha256_hex, size=size)
+                if existing.ok:
+                    return StoredObject(key, size, sha256_hex, already_present=True)
+                raise _conflict(key, existing.detail) from None
+            _fsync_dir(target.parent)
+            return StoredObject(key, size, sha256_hex)
+        except OSError as exc:
+            raise StorageError(
+                f"writing {key} to the archive folder {self.root} failed ({exc.strerror}); the next run retries.",
+                permanent=False,
+                code="OSError",
+            ) from exc
+        finally:
+            tmp.unlink(missing_ok=True)
+
+    def confirm(self, key: str, *, sha256_hex: str, size: int, version_id: str = "") -> Confirmation:
+        path = self._path(key)
+        try:
+            actual_hex, actual_size = _hash_file(path)
+        except FileNotFoundError:
+            return Confirmation(
+                ok=False,
+                found=False,
+                size=0,
+                sha256_hex="",
+                version_id="",
+                method="rehash",
+                detail=f"{key} is not in {self.root}",
+            )
+        except OSError as exc:
+            raise StorageError(
+                f"cannot read {path} ({exc.strerror}); check the archive folder's permissions.",
+                permanent=False,
+                code="OSError",
+            ) from exc
+        detail = _compare(sha256_hex, size, actual_hex, actual_size, f"{self.root} key {key}")
+        return Confirmation(
+            ok=not detail,
+            found=True,
+            size=actual_size,
+            sha256_hex=actual_hex,
+            version_id="",
+            method="rehash",
+            detail=detail,
+        )
+
+    def delete(self, objects: Iterable[tuple[str, str]]) -> DeleteResult:
+        result = DeleteResult()
+        for key, version in objects:
+            try:
+                self._path(key).unlink(missing_ok=True)  # already gone counts as deleted, as on S3
+            except (OSError, ValueError) as exc:
+                result.failed.append(DeleteFailure(key, version, type(exc).__name__, str(exc)))
+            else:
+                result.deleted.append((key, version))
+        return result
+
+    def presigned_url(self, key: str, *, expires: int) -> str | None:
+        return None
+
+    def set_legal_hold(self, key: str, version_id: str, on: bool) -> bool:
+        return False
+
+    def iter_keys(self, prefix: str = "") -> Iterator[str]:
+        if not self.root.is_dir():
+            return
+        for dirpath, dirnames, filenames in os.walk(self.root):
+            dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+            base = Path(dirpath).relative_to(self.root)
+            for name in sorted(filenames):
+                if not name.startswith("."):
+                    key = (base / name).as_posix()
+                    if key.startswith(prefix):
+                        yield key
+
+
+def _fsync_dir(directory: Path) -> None:
+    """Make a new directory entry durable (a crash right after put must not lose the link)."""
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

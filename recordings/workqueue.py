@@ -1,0 +1,130 @@
+"""Claims and state transitions: how two workers never take the same recording, and nothing is lost.
+
+A worker claims a batch with one conditional UPDATE that only touches rows nobody holds (or whose lease
+ran out: a claim left by ``kill -9`` expires after VICIREC_CLAIM_LEASE_SECONDS) and stamps them with a
+token of its own; it then works only on the rows carrying its token. Every state change is a conditional
+UPDATE on (id, expected state, token) that appends one RecordingEvent in the same short transaction, so a
+change happens exactly once and the custody log always matches the catalog. No transaction is ever held
+open across file or network I/O.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+
+from recordings.models import Recording, RecordingEvent, RecordingQuerySet
+
+
+def new_token(stage: str) -> str:
+    """A claim token naming the stage, host and process, unique per run."""
+    return f"{stage}@{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"[:100]
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def release_dead_claims(stage: str, *, now: datetime) -> int:
+    """Release live leases held by processes of this stage on this host that no longer exist.
+
+    A worker killed with ``kill -9`` leaves its claims behind; other hosts wait for the lease to run out,
+    but a restart on the same host can tell the process is gone and take the work back at once.
+    """
+    prefix = f"{stage}@{socket.gethostname()}:"
+    tokens = (
+        Recording.objects.filter(claimed_by__startswith=prefix, claimed_until__gte=now)
+        .values_list("claimed_by", flat=True)
+        .distinct()
+    )
+    released = 0
+    for token in list(tokens):
+        pid = token[len(prefix) :].split(":", 1)[0]
+        if pid.isdigit() and int(pid) != os.getpid() and not _pid_alive(int(pid)):
+            released += Recording.objects.filter(claimed_by=token).update(claimed_by="", claimed_until=None)
+    return released
+
+
+def claim(candidates: RecordingQuerySet, *, token: str, now: datetime, limit: int) -> list[Recording]:
+    """Claim up to ``limit`` of ``candidates`` (oldest call first) for this token; returns those won."""
+    ids = list(candidates.unclaimed(now).order_by("start_time", "recording_id").values_list("pk", flat=True)[:limit])
+    if not ids:
+        return []
+    lease = now + timedelta(seconds=settings.VICIREC_CLAIM_LEASE_SECONDS)
+    candidates.model.objects.filter(pk__in=ids).unclaimed(now).update(claimed_by=token, claimed_until=lease)
+    return list(
+        Recording.objects.filter(pk__in=ids, claimed_by=token)
+        .select_related("campaign")
+        .order_by("start_time", "recording_id")
+    )
+
+
+def release(recording: Recording, *, token: str) -> None:
+    """Give a claimed recording back untouched (e.g. its file is still being written)."""
+    Recording.objects.filter(pk=recording.pk, claimed_by=token).update(claimed_by="", claimed_until=None)
+
+
+def transition(
+    recording: Recording, *, to: str, token: str, actor: str, detail: str, now: datetime, **fields: Any
+) -> bool:
+    """Move a claimed recording from its current state to ``to``, releasing the claim.
+
+    Returns False (and changes nothing) if this worker no longer holds the claim or the state moved on.
+    """
+    values = {"state": to, "claimed_by": "", "claimed_until": None, **fields}
+    if to != recording.state:
+        values["state_changed_at"] = now
+    with transaction.atomic():
+        changed = Recording.objects.filter(pk=recording.pk, state=recording.state, claimed_by=token).update(**values)
+        if changed != 1:
+            return False
+        RecordingEvent.objects.create(
+            recording_id=recording.pk, at=now, from_state=recording.state, to_state=to, actor=actor, detail=detail
+        )
+    for name, value in values.items():
+        setattr(recording, name, value)
+    return True
+
+
+def record(recording: Recording, *, token: str, **fields: Any) -> bool:
+    """Save fields on a claimed recording without changing its state (e.g. the hash chain before upload)."""
+    changed = Recording.objects.filter(pk=recording.pk, state=recording.state, claimed_by=token).update(**fields)
+    for name, value in fields.items():
+        setattr(recording, name, value)
+    return changed == 1
+
+
+def fail(recording: Recording, *, token: str, actor: str, error: str, now: datetime, permanent: bool = False) -> bool:
+    """Record a failure with its error, count the attempt and set the back-off before the next one.
+
+    A permanent failure (one a retry cannot fix, such as a key holding different content) waits the
+    longest back-off and says that it needs a person.
+    """
+    attempts = recording.attempts + 1
+    recording.attempts = attempts
+    delay = timedelta(days=1) if permanent else recording.retry_delay()
+    message = f"needs a person: {error}" if permanent else error
+    to = recording.state if recording.state in (Recording.State.ARCHIVED,) else Recording.State.FAILED
+    return transition(
+        recording,
+        to=to,
+        token=token,
+        actor=actor,
+        detail=message,
+        now=now,
+        error=message[:4000],
+        attempts=attempts,
+        next_attempt_at=now + delay,
+    )

@@ -1,0 +1,148 @@
+"""kill -9 in the middle of an archive run, and two workers at once: nothing lost, nothing done twice."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import random
+import subprocess
+import sys
+import time
+from collections import Counter
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from django.db import connections
+
+from recordings.codec import synthesize_speech_like_wav
+from recordings.models import Campaign, Recording, RecordingEvent
+from retention.models import RetentionPolicy
+from tests.factories import make_recording
+from tests.s3server import S3Server
+from vicirec import clock
+
+pytestmark = pytest.mark.django_db(transaction=True)
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _database_url() -> str:
+    config = connections["default"].settings_dict
+    if config["ENGINE"] == "django.db.backends.sqlite3":
+        return f"sqlite:///{config['NAME']}"
+    scheme = "mysql" if "mysql" in config["ENGINE"] else "postgres"
+    return f"{scheme}://{config['USER']}:{config['PASSWORD']}@{config['HOST']}:{config['PORT']}/{config['NAME']}"
+
+
+@pytest.fixture
+def worker_env(s3_server: S3Server, s3_bucket: str, spool_dir: Path, tmp_path: Path) -> dict[str, str]:
+    """The environment of a separate vicirec process sharing this test's database, spool and bucket."""
+    return {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "vicirec.settings",
+        "VICIREC_HOME": str(tmp_path / "home"),
+        "VICIREC_DATABASE_URL": _database_url(),
+        "VICIREC_SPOOL_DIRS": str(spool_dir),
+        "VICIREC_STORAGE": "s3",
+        "VICIREC_S3_BUCKET": s3_bucket,
+        "VICIREC_S3_ENDPOINT_URL": s3_server.endpoint_url,
+        "VICIREC_S3_REGION": s3_server.region,
+        "VICIREC_S3_ACCESS_KEY_ID": s3_server.access_key,
+        "VICIREC_S3_SECRET_ACCESS_KEY": s3_server.secret_key,
+        "VICIREC_SETTLE_SECONDS": "0",
+        "VICIREC_UPLOAD_THREADS": "2",
+        "VICIREC_LOG_LEVEL": "WARNING",
+    }
+
+
+@pytest.fixture
+def due_recordings(spool_dir: Path) -> list[Recording]:
+    campaign = Campaign.objects.create(kind="outbound", campaign_id="COLLECT", name="Collections")
+    RetentionPolicy.objects.create(campaign=campaign, keep_local_days=3, retain_days=1000, codec="mp3")
+    recordings = []
+    for n in range(24):
+        recording = make_recording(start_time=clock.now() - timedelta(days=10, minutes=n), campaign=campaign)
+        synthesize_speech_like_wav(spool_dir / f"{recording.filename}-all.wav", seconds=20, seed=n)
+        recordings.append(recording)
+    return recordings
+
+
+def archive_process(env: dict[str, str]) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, "manage.py", "archive_recordings", "--json"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+
+
+def assert_each_recording_uploaded_once(recordings: list[Recording], s3_server: S3Server, bucket: str) -> None:
+    client = s3_server.client()
+    keys = [
+        o["Key"]
+        for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket)
+        for o in page.get("Contents", [])
+    ]
+    catalog = {r.object_key: r for r in Recording.objects.filter(pk__in=[r.pk for r in recordings])}
+    assert all(r.state == "archived" for r in catalog.values()), Counter(r.state for r in catalog.values())
+    assert sorted(keys) == sorted(catalog), "no object without a catalog entry, none missing"
+    for key, recording in catalog.items():
+        head = client.head_object(Bucket=bucket, Key=key, ChecksumMode="ENABLED")
+        assert base64.b64decode(head["ChecksumSHA256"]).hex() == recording.stored_sha256
+    archived_events = Counter(
+        RecordingEvent.objects.filter(recording__in=recordings, to_state="archived").values_list(
+            "recording_id", flat=True
+        )
+    )
+    assert set(archived_events.values()) == {1}, "each recording archived exactly once"
+
+
+def test_archive_killed_mid_batch_is_finished_by_the_next_run(
+    worker_env: dict[str, str], due_recordings: list[Recording], s3_server: S3Server, s3_bucket: str
+) -> None:
+    rng = random.Random(20261125)
+    kills = 0
+    for _ in range(3):
+        proc = archive_process(worker_env)
+        goal = Recording.objects.filter(state="archived").count() + rng.randint(1, 5)
+        deadline = time.monotonic() + 60
+        while proc.poll() is None and time.monotonic() < deadline:
+            if Recording.objects.filter(state="archived").count() >= goal:
+                break
+            time.sleep(0.01)
+        if proc.poll() is None:
+            proc.kill()  # SIGKILL: no cleanup, claims and temp files left behind
+            kills += 1
+        proc.communicate(timeout=30)
+    assert kills >= 1
+    assert Recording.objects.filter(state="archived").count() < len(due_recordings)
+
+    final = subprocess.run(
+        [sys.executable, "manage.py", "archive_recordings", "--json"],
+        cwd=ROOT,
+        env=worker_env,
+        capture_output=True,
+        timeout=300,
+    )
+
+    assert final.returncode == 0, final.stderr.decode()
+    report = json.loads(final.stdout)
+    assert report["failed"] == 0
+    assert_each_recording_uploaded_once(due_recordings, s3_server, s3_bucket)
+
+
+def test_two_workers_at_once_never_take_the_same_recording(
+    worker_env: dict[str, str], due_recordings: list[Recording], s3_server: S3Server, s3_bucket: str
+) -> None:
+    workers = [archive_process(worker_env) for _ in range(2)]
+    reports = []
+    for proc in workers:
+        out, err = proc.communicate(timeout=300)
+        assert proc.returncode == 0, err.decode()
+        reports.append(json.loads(out))
+
+    assert sum(r["archived"] for r in reports) == len(due_recordings)
+    assert sum(r["claimed"] for r in reports) == len(due_recordings)
+    assert_each_recording_uploaded_once(due_recordings, s3_server, s3_bucket)
