@@ -12,17 +12,24 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 
-def django_on_mariadb(name: str, *, own_db: str | None = None) -> Path:
-    """Configure and set up Django with VICIdial's database `name` (re)created on local MariaDB."""
+def django_on_mariadb(name: str, *, own_db: str | None = None, recreate: bool = True) -> Path:
+    """Configure and set up Django with VICIdial's database `name` (re)created on local MariaDB.
+
+    ``own_db`` optionally puts vicirec's own database on MariaDB too (a mysql:// URL whose database is
+    recreated along with VICIdial's unless ``recreate`` is False).
+    """
     import MySQLdb
 
     home = Path(tempfile.mkdtemp(prefix=f"vicirec-bench-{name}-"))
     url = os.environ.get("VICIREC_BENCH_MARIADB", "mysql://root@127.0.0.1:3306")
-    admin = MySQLdb.connect(host="127.0.0.1", port=3306, user="root")
-    with admin.cursor() as cursor:
-        cursor.execute(f"DROP DATABASE IF EXISTS `{name}`")
-        cursor.execute(f"CREATE DATABASE `{name}` CHARACTER SET utf8")
-    admin.close()
+    if recreate:
+        admin = MySQLdb.connect(host="127.0.0.1", port=3306, user="root")
+        with admin.cursor() as cursor:
+            names = [name] + ([own_db.rsplit("/", 1)[1]] if own_db and own_db.startswith("mysql://") else [])
+            for db in names:
+                cursor.execute(f"DROP DATABASE IF EXISTS `{db}`")
+                cursor.execute(f"CREATE DATABASE `{db}` CHARACTER SET utf8mb4")
+        admin.close()
     os.environ.update(
         VICIREC_HOME=str(home),
         VICIDIAL_DATABASE_URL=f"{url}/{name}",
@@ -40,3 +47,26 @@ def django_on_mariadb(name: str, *, own_db: str | None = None) -> Path:
 
 def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def django_on_sqlite(name: str, *, env: dict[str, str] | None = None) -> Path:
+    """Configure and set up Django with vicirec's own database on SQLite in a throwaway VICIREC_HOME.
+
+    For stages that never read VICIdial's database (archive, cleanup, retention): no MariaDB needed.
+    ``env`` is applied before ``django.setup()`` (for example VICIREC_STORAGE and the bucket settings).
+    Returns the VICIREC_HOME folder; the caller removes it.
+    """
+    home = Path(tempfile.mkdtemp(prefix=f"vicirec-bench-{name}-"))
+    os.environ.update(
+        VICIREC_HOME=str(home),
+        VICIREC_DATABASE_URL=f"sqlite:///{home / 'vicirec.sqlite3'}",
+        VICIREC_LOG_LEVEL="WARNING",
+        DJANGO_SETTINGS_MODULE="vicirec.settings",
+        **(env or {}),
+    )
+    import django
+    from django.core.management import call_command
+
+    django.setup()
+    call_command("migrate", verbosity=0)
+    return home

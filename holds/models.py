@@ -1,1 +1,187 @@
-"""Legal holds (built in the retention-and-holds issue)."""
+"""Legal holds and cases: what retention must never touch, who said so, when and why.
+
+A hold covers recordings picked by hand, a case (a legal matter whose criteria also catch recordings
+cataloged after the hold was placed), or a whole campaign. ``held_condition()`` is the one place that
+answers "is this recording held?"; Recording.objects.held() / .not_held() build on it, and retention
+asks it again at the moment of deletion.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import models
+from django.db.models import Q
+from simple_history.models import HistoricalRecords
+
+from vicirec import clock
+
+
+class Case(models.Model):
+    """A legal matter (a CFPB CID, a lawsuit, a customer complaint) and the recordings it concerns.
+
+    Recordings belong to a case if they were picked by hand, or if they match its criteria. Each kind of
+    criterion that is filled in narrows the match (phone numbers AND date range …); the values inside one
+    criterion are alternatives (any of these phone numbers). A case with no criteria matches only its
+    hand-picked recordings.
+    """
+
+    name = models.CharField(max_length=200, unique=True)
+    external_reference = models.CharField(max_length=200, blank=True, help_text="CFPB CID, docket number, ticket …")
+    description = models.TextField(blank=True)
+    recordings = models.ManyToManyField("recordings.Recording", blank=True, related_name="cases")
+    phone_numbers = models.JSONField(default=list, blank=True)
+    lead_ids = models.JSONField(default=list, blank=True)
+    agents = models.JSONField(default=list, blank=True)
+    campaigns = models.ManyToManyField("recordings.Campaign", blank=True, related_name="cases")
+    calls_from = models.DateTimeField(null=True, blank=True)
+    calls_until = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(default=clock.now)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+
+    history = HistoricalRecords(m2m_fields=[recordings, campaigns])
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.external_reference})" if self.external_reference else self.name
+
+    def criteria(self) -> Q | None:
+        """The criteria as a filter on recordings, or None when the case has no criteria."""
+        parts: list[Q] = []
+        if self.phone_numbers:
+            parts.append(Q(phone_number__in=[str(p) for p in self.phone_numbers]))
+        if self.lead_ids:
+            parts.append(Q(lead_id__in=[int(x) for x in self.lead_ids]))
+        if self.agents:
+            parts.append(Q(agent__in=[str(a) for a in self.agents]))
+        campaign_ids = list(self.campaigns.values_list("pk", flat=True)) if self.pk else []
+        if campaign_ids:
+            parts.append(Q(campaign_id__in=campaign_ids))
+        if self.calls_from:
+            parts.append(Q(start_time__gte=self.calls_from))
+        if self.calls_until:
+            parts.append(Q(start_time__lte=self.calls_until))
+        if not parts:
+            return None
+        condition = parts[0]
+        for part in parts[1:]:
+            condition &= part
+        return condition
+
+    def condition(self) -> Q:
+        """Recordings of this case: picked by hand, or matching the criteria."""
+        picked = Q(pk__in=self.recordings.through.objects.filter(case_id=self.pk).values("recording_id"))
+        criteria = self.criteria()
+        return picked | criteria if criteria is not None else picked
+
+
+class LegalHoldQuerySet(models.QuerySet["LegalHold"]):
+    def active(self) -> LegalHoldQuerySet:
+        return self.filter(released_at__isnull=True)
+
+
+class LegalHold(models.Model):
+    class Scope(models.TextChoices):
+        RECORDINGS = "recordings", "Recordings picked by hand"
+        CASE = "case", "A case (its recordings and criteria)"
+        CAMPAIGN = "campaign", "A whole campaign"
+
+    scope = models.CharField(max_length=10, choices=Scope.choices)
+    recordings = models.ManyToManyField("recordings.Recording", blank=True, related_name="legal_holds")
+    case = models.ForeignKey(Case, null=True, blank=True, on_delete=models.PROTECT, related_name="holds")
+    campaign = models.ForeignKey(
+        "recordings.Campaign", null=True, blank=True, on_delete=models.PROTECT, related_name="holds"
+    )
+    reason = models.TextField()
+    placed_at = models.DateTimeField(default=clock.now)
+    placed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    placed_by_name = models.CharField(max_length=200, help_text="Who placed it: a user, or the command and OS user.")
+    released_at = models.DateTimeField(null=True, blank=True)
+    released_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    released_by_name = models.CharField(max_length=200, blank=True)
+    release_reason = models.TextField(blank=True)
+
+    history = HistoricalRecords(m2m_fields=[recordings])
+    objects = LegalHoldQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-placed_at"]
+        permissions = [("release_legalhold", "Can release legal holds")]
+        indexes = [models.Index(fields=["released_at"], name="hold_active_idx")]
+
+    def __str__(self) -> str:
+        target = {
+            self.Scope.CASE: f"case {self.case}",
+            self.Scope.CAMPAIGN: f"campaign {self.campaign}",
+        }.get(self.scope, "recordings picked by hand")
+        return f"hold #{self.pk} on {target}{' (released)' if self.released_at else ''}"
+
+    @property
+    def is_active(self) -> bool:
+        return self.released_at is None
+
+    def clean(self) -> None:
+        if not self.reason.strip():
+            raise ValidationError({"reason": "A legal hold needs a reason."})
+        if self.scope == self.Scope.CASE and self.case_id is None:
+            raise ValidationError({"case": "A case hold names its case."})
+        if self.scope == self.Scope.CAMPAIGN and self.campaign_id is None:
+            raise ValidationError({"campaign": "A campaign hold names its campaign."})
+
+    def condition(self) -> Q:
+        if self.scope == self.Scope.CAMPAIGN:
+            return Q(campaign_id=self.campaign_id)
+        if self.scope == self.Scope.CASE and self.case is not None:
+            return self.case.condition()
+        return Q(pk__in=self.recordings.through.objects.filter(legalhold_id=self.pk).values("recording_id"))
+
+
+def held_condition(at: datetime | None = None) -> Q:
+    """True for recordings under at least one active legal hold: the one definition every stage uses.
+
+    Loads the active holds (a handful of rows) and returns one filter, so "held" for any set of
+    recordings is a single query. Hand-picked recordings of all active holds and cases are one subquery.
+    """
+    del at  # holds are either active or released; kept for callers that think in points of time
+    holds = list(LegalHold.objects.active().select_related("case"))
+    if not holds:
+        return Q(pk__in=[])
+    hand_picked_holds = [h.pk for h in holds if h.scope == LegalHold.Scope.RECORDINGS]
+    campaigns = [h.campaign_id for h in holds if h.scope == LegalHold.Scope.CAMPAIGN]
+    cases = {h.case_id: h.case for h in holds if h.scope == LegalHold.Scope.CASE and h.case is not None}
+    condition = Q(pk__in=[])
+    if hand_picked_holds:
+        through = LegalHold.recordings.through
+        condition |= Q(pk__in=through.objects.filter(legalhold_id__in=hand_picked_holds).values("recording_id"))
+    if campaigns:
+        condition |= Q(campaign_id__in=campaigns)
+    if cases:
+        through = Case.recordings.through
+        condition |= Q(pk__in=through.objects.filter(case_id__in=list(cases)).values("recording_id"))
+        for case in cases.values():
+            criteria = case.criteria()
+            if criteria is not None:
+                condition |= criteria
+    return condition
+
+
+def holds_covering(recording: Any) -> list[LegalHold]:
+    """The active holds that cover one recording (for its detail page and its expiry explanation)."""
+    from recordings.models import Recording
+
+    return [
+        hold
+        for hold in LegalHold.objects.active().select_related("case", "campaign")
+        if Recording.objects.filter(pk=recording.pk).filter(hold.condition()).exists()
+    ]

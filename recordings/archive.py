@@ -26,6 +26,7 @@ from threading import Lock
 from django.conf import settings
 from django.db import connections
 
+from holds.actions import apply_object_locks
 from recordings import spool
 from recordings.codec import CodecError, prepare
 from recordings.models import Recording, RecordingQuerySet
@@ -39,9 +40,19 @@ WAITING_STATES = (Recording.State.CAPTURED, Recording.State.MISSING, Recording.S
 
 
 def due_for_upload(now: datetime, *, node: str) -> RecordingQuerySet:
-    """Recordings on this node's disk that are past their campaign's local window and due a (re)try."""
+    """Recordings on this node's disk that are past their campaign's local window and due a (re)try.
+
+    Under disk pressure (this node's spool filesystem at VICIREC_DISK_PRESSURE_PERCENT or more) the
+    recordings still inside their window are due as well; claim() takes them oldest first. Only uploads
+    move earlier: local files are still deleted by cleanup_local alone, after verification.
+    """
+    from recordings.disk import under_pressure  # disk pressure (issue 6)
+
+    waiting = Recording.objects.filter(state__in=WAITING_STATES).for_node(node).retry_due(now)
+    if node == settings.VICIREC_NODE and under_pressure():  # only this node's own disk can be measured here
+        return waiting
     past_window = RetentionPolicy.objects.age_condition(now, "keep_local_days")
-    return Recording.objects.filter(state__in=WAITING_STATES).for_node(node).retry_due(now).filter(past_window)
+    return waiting.filter(past_window)
 
 
 @dataclass
@@ -326,6 +337,9 @@ def archive_due(
             else:
                 with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="upload") as pool:
                     list(pool.map(work, batch))
+            # Recordings already under a legal hold get the bucket's own hold too (S3 Object Lock).
+            archived = Recording.objects.filter(pk__in=[r.pk for r in batch], state=Recording.State.ARCHIVED)
+            apply_object_locks(archived.held(), on=True)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     log.info("archive: %s", report.as_dict())

@@ -1,4 +1,4 @@
-"""The whole pipeline in order: sync, archive, cleanup (and retention, once it exists)."""
+"""The whole pipeline in order: sync, archive, cleanup, retention."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from typing import Any
 from recordings.archive import archive_due
 from recordings.catalog import sync_recordings
 from recordings.cleanup import cleanup_local
+from retention.enforce import enforce_retention
 
 
 def run_lifecycle(*, now: datetime) -> dict[str, Any]:
@@ -15,4 +16,5 @@ def run_lifecycle(*, now: datetime) -> dict[str, Any]:
         "sync": sync_recordings(now=now).as_dict(),
         "archive": archive_due(now=now).as_dict(),
         "cleanup": cleanup_local(now=now).as_dict(),
+        "retention": enforce_retention(now=now, dry_run=False).as_dict(),
     }

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from django.db import models
 from django.db.models import Q
@@ -48,6 +50,27 @@ class RecordingQuerySet(models.QuerySet["Recording"]):
     def on_local_disk(self) -> RecordingQuerySet:
         return self.filter(state__in=Recording.LOCAL_STATES)
 
+    def with_copies(self) -> RecordingQuerySet:
+        """Recordings that still have a copy vicirec owns (local file, cloud object, or both)."""
+        return self.filter(state__in=Recording.COPY_STATES)
+
+    def held(self) -> RecordingQuerySet:
+        """Under at least one active legal hold (one query; see holds.models.held_condition)."""
+        from holds.models import held_condition
+
+        return self.filter(held_condition())
+
+    def not_held(self) -> RecordingQuerySet:
+        from holds.models import held_condition
+
+        return self.exclude(held_condition())
+
+    def expired(self, now: datetime) -> RecordingQuerySet:
+        """Past their campaign policy's retention, with a copy still to delete (held or not)."""
+        from retention.models import RetentionPolicy
+
+        return self.with_copies().filter(RetentionPolicy.objects.age_condition(now, "retain_days"))
+
 
 class Recording(models.Model):
     """One VICIdial recording (one recording_log row) and everything vicirec knows and did about it."""
@@ -67,6 +90,7 @@ class Recording(models.Model):
         UNKNOWN = "unknown", "Unknown"
 
     LOCAL_STATES = (State.CAPTURED, State.FAILED, State.ARCHIVED)
+    COPY_STATES = (State.CAPTURED, State.FAILED, State.ARCHIVED, State.CLEARED)
 
     # VICIdial's recording_log.recording_id: the id ops and VICIdial's screens know.
     recording_id = models.PositiveBigIntegerField(primary_key=True)
@@ -111,6 +135,11 @@ class Recording(models.Model):
     expired_at = models.DateTimeField(null=True, blank=True)
 
     objects = RecordingQuerySet.as_manager()
+    # Changes made by people (admin, commands) get model history; the pipeline's own conditional
+    # updates are logged in RecordingEvent instead (a queryset update writes no model history).
+    history = HistoricalRecords(
+        excluded_fields=["claimed_by", "claimed_until", "attempts", "next_attempt_at", "state_changed_at"]
+    )
 
     class Meta:
         ordering = ["-recording_id"]
@@ -134,9 +163,55 @@ class Recording(models.Model):
     def call_started(self) -> datetime | None:
         return self.start_time
 
+    def expiry(self, now: datetime | None = None) -> Expiry:
+        """When this recording expires, and why: policy, record class and floor, call date, holds."""
+        from holds.models import holds_covering
+        from retention.models import RetentionPolicy
+
+        policy = getattr(self.campaign, "policy", None) if self.campaign_id else None
+        if policy is None:
+            policy = RetentionPolicy.objects.default()
+        klass = policy.klass
+        expires_at = self.start_time + timedelta(days=policy.retain_days) if self.start_time else None
+        holds = holds_covering(self) if self.state != self.State.EXPIRED else []
+        return Expiry(
+            policy=policy,
+            record_class=klass.label,
+            floor_days=klass.floor_days,
+            floor_source=klass.source,
+            call_date=self.start_time,
+            expires_at=expires_at,
+            holds=holds,
+        )
+
     def retry_delay(self) -> timedelta:
         """Back-off for the next attempt: 5 min, doubling, capped at one day."""
         return timedelta(minutes=min(5 * 2 ** max(self.attempts - 1, 0), 24 * 60))
+
+
+@dataclass
+class Expiry:
+    policy: Any
+    record_class: str
+    floor_days: int
+    floor_source: str
+    call_date: datetime | None
+    expires_at: datetime | None
+    holds: list[Any]
+
+    def explain(self) -> str:
+        if self.expires_at is None:
+            return "No call date is known, so retention cannot date this recording."
+        text = (
+            f"Expires {self.expires_at:%Y-%m-%d}: {self.policy.retain_days} days after the call on "
+            f"{self.call_date:%Y-%m-%d} under the {self.policy} ({self.record_class}, legal minimum "
+            f"{self.floor_days} days: {self.floor_source})"
+        )
+        if self.policy.below_floor:
+            text += f"; kept below the minimum by override: {self.policy.override_reason}"
+        if self.holds:
+            text += ". Not deleted while held: " + "; ".join(str(h) for h in self.holds)
+        return text + "."
 
 
 class RecordingEvent(models.Model):

@@ -173,6 +173,8 @@ class ArchiveTarget(Protocol):
 
     def set_legal_hold(self, key: str, version_id: str, on: bool) -> bool: ...
 
+    def legal_hold_status(self, key: str, version_id: str) -> bool | None: ...
+
     def iter_keys(self, prefix: str = "") -> Iterator[str]: ...
 
 
@@ -538,6 +540,22 @@ class S3Target:
             raise _storage_error(exc, action=f"set the legal hold on {key}", bucket=self.bucket) from exc
         return True
 
+    def legal_hold_status(self, key: str, version_id: str) -> bool | None:
+        """Whether the object's legal hold is on; None when the bucket/provider has no Object Lock."""
+        extra = {"VersionId": version_id} if version_id else {}
+        try:
+            answer = self.client.get_object_legal_hold(Bucket=self.bucket, Key=key, **extra)
+        except ClientError as exc:
+            code, status = _client_error_code(exc)
+            if code in {"NotImplemented", "InvalidRequest", "ObjectLockConfigurationNotFoundError"} or status == 501:
+                return None
+            if code in {"NoSuchObjectLockConfiguration", "NoSuchObjectLegalHold"}:
+                return False
+            raise _storage_error(exc, action=f"read the legal hold of {key}", bucket=self.bucket) from exc
+        except BotoCoreError as exc:
+            raise _storage_error(exc, action=f"read the legal hold of {key}", bucket=self.bucket) from exc
+        return answer.get("LegalHold", {}).get("Status") == "ON"
+
     def iter_keys(self, prefix: str = "") -> Iterator[str]:
         paginator = self.client.get_paginator("list_objects_v2")
         try:
@@ -675,6 +693,9 @@ class FilesystemTarget:
 
     def set_legal_hold(self, key: str, version_id: str, on: bool) -> bool:
         return False
+
+    def legal_hold_status(self, key: str, version_id: str) -> bool | None:
+        return None
 
     def iter_keys(self, prefix: str = "") -> Iterator[str]:
         if not self.root.is_dir():

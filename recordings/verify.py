@@ -28,16 +28,30 @@ class VerifyReport:
     missing: int = 0
     mismatched: int = 0
     unreachable: int = 0
+    hold_drift: int = 0
     problems: list[str] = field(default_factory=list)
 
     @property
     def clean(self) -> bool:
-        return not (self.missing or self.mismatched or self.unreachable)
+        return not (self.missing or self.mismatched or self.unreachable or self.hold_drift)
 
     def as_dict(self) -> dict[str, object]:
         data = asdict(self)
         data["problems"] = self.problems[:50]
         return data
+
+
+def _hold_drift(target: object, recording: Recording, *, held: bool) -> str:
+    """A difference between vicirec's holds and the bucket's Object Lock legal hold, if the bucket has one."""
+    try:
+        in_bucket = target.legal_hold_status(recording.object_key, recording.version_id)  # type: ignore[attr-defined]
+    except StorageError as exc:
+        return f"cannot read the bucket's legal hold: {exc.message}"
+    if in_bucket is None or in_bucket == held:
+        return ""
+    if held:
+        return "held in vicirec but the bucket's legal hold is off"
+    return "the bucket's legal hold is on but no vicirec hold covers it"
 
 
 def verify_archive(*, now: datetime, sample: int = 100) -> VerifyReport:
@@ -46,6 +60,7 @@ def verify_archive(*, now: datetime, sample: int = 100) -> VerifyReport:
     recordings = list(
         Recording.objects.filter(state__in=STORED_STATES).order_by("verified_at", "recording_id")[:sample]
     )
+    held = set(Recording.objects.filter(pk__in=[r.pk for r in recordings]).held().values_list("pk", flat=True))
     for recording in recordings:
         report.checked += 1
         try:
@@ -62,6 +77,10 @@ def verify_archive(*, now: datetime, sample: int = 100) -> VerifyReport:
         if confirmation.ok:
             report.ok += 1
             Recording.objects.filter(pk=recording.pk).update(verified_at=now, verify_method=confirmation.method)
+            drift = _hold_drift(target, recording, held=recording.pk in held)
+            if drift:
+                report.hold_drift += 1
+                report.problems.append(f"{recording.recording_id}: {drift}")
             continue
         if confirmation.found:
             report.mismatched += 1

@@ -116,7 +116,9 @@ def fail(recording: Recording, *, token: str, actor: str, error: str, now: datet
     recording.attempts = attempts
     delay = timedelta(days=1) if permanent else recording.retry_delay()
     message = f"needs a person: {error}" if permanent else error
-    to = recording.state if recording.state in (Recording.State.ARCHIVED,) else Recording.State.FAILED
+    # A recording already in the bucket keeps its state; one still waiting for upload becomes "failed".
+    stored = (Recording.State.ARCHIVED, Recording.State.CLEARED)
+    to = recording.state if recording.state in stored else Recording.State.FAILED
     return transition(
         recording,
         to=to,

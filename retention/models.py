@@ -1,13 +1,17 @@
-"""Per-campaign policies: how long a recording stays on local disk, and how long it is kept at all."""
+"""Per-campaign retention policies, and the certificates that prove each deletion."""
 
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import Any
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
 from simple_history.models import HistoricalRecords
+
+from retention import classes
 
 
 class Codec(models.TextChoices):
@@ -20,15 +24,21 @@ class Codec(models.TextChoices):
 class RetentionPolicyQuerySet(models.QuerySet["RetentionPolicy"]):
     def default(self) -> RetentionPolicy:
         """The policy for recordings of campaigns without one of their own (created on first use)."""
-        policy, _ = self.get_or_create(
-            campaign=None,
-            defaults={
-                "keep_local_days": settings.VICIREC_DEFAULT_KEEP_LOCAL_DAYS,
-                "retain_days": settings.VICIREC_DEFAULT_RETAIN_DAYS,
-                "codec": settings.VICIREC_DEFAULT_CODEC,
-            },
-        )
+        policy = self.filter(campaign=None).first()
+        if policy is None:
+            policy, _ = self.get_or_create(
+                scope="default",
+                defaults={
+                    "keep_local_days": settings.VICIREC_DEFAULT_KEEP_LOCAL_DAYS,
+                    "retain_days": settings.VICIREC_DEFAULT_RETAIN_DAYS,
+                    "codec": settings.VICIREC_DEFAULT_CODEC,
+                },
+            )
         return policy
+
+    def for_campaign_ids(self) -> tuple[RetentionPolicy, dict[int, RetentionPolicy]]:
+        """The default policy and every campaign's own, in two queries."""
+        return self.default(), {p.campaign_id: p for p in self.exclude(campaign=None)}
 
     def age_condition(self, now: datetime, days_field: str, *, prefix: str = "") -> Q:
         """One Q that is true for recordings older than their campaign's policy ``days_field`` allows.
@@ -36,18 +46,17 @@ class RetentionPolicyQuerySet(models.QuerySet["RetentionPolicy"]):
         Built from the (few hundred at most) policies, so a stage asks for "due" or "expired" recordings
         in one indexed query over (campaign, start_time) instead of looping over campaigns.
         """
-        default = self.default()
-        explicit = list(self.exclude(campaign=None).values_list("campaign_id", days_field))
+        default, explicit = self.for_campaign_ids()
         by_days: dict[int, list[int]] = {}
-        for campaign_id, days in explicit:
-            by_days.setdefault(days, []).append(campaign_id)
+        for campaign_id, policy in explicit.items():
+            by_days.setdefault(getattr(policy, days_field), []).append(campaign_id)
         condition = Q()
         for days, campaign_ids in by_days.items():
             condition |= Q(
                 **{f"{prefix}campaign_id__in": campaign_ids, f"{prefix}start_time__lt": now - timedelta(days=days)}
             )
         others = Q(**{f"{prefix}start_time__lt": now - timedelta(days=getattr(default, days_field))}) & (
-            Q(**{f"{prefix}campaign__isnull": True}) | ~Q(**{f"{prefix}campaign_id__in": [c for c, _ in explicit]})
+            Q(**{f"{prefix}campaign__isnull": True}) | ~Q(**{f"{prefix}campaign_id__in": list(explicit)})
         )
         return condition | others
 
@@ -63,6 +72,11 @@ class RetentionPolicy(models.Model):
     )
     keep_local_days = models.PositiveIntegerField(help_text="Days a recording stays on local disk before upload.")
     retain_days = models.PositiveIntegerField(help_text="Days a recording is kept in total, from the call date.")
+    record_class = models.CharField(max_length=30, choices=classes.CHOICES, default="general")
+    override_reason = models.TextField(
+        blank=True,
+        help_text="Required to keep recordings for less than the record class's legal minimum; kept in the history.",
+    )
     codec = models.CharField(max_length=4, choices=Codec.choices, default=Codec.MP3)
     # "default" or "campaign:<pk>": a unique key every database enforces (MariaDB has no partial
     # indexes, and NULL campaigns would not collide), so there is exactly one default policy.
@@ -77,6 +91,61 @@ class RetentionPolicy(models.Model):
     def __str__(self) -> str:
         return f"policy for {self.campaign or 'all other campaigns'}"
 
-    def save(self, *args, **kwargs) -> None:  # type: ignore[no-untyped-def]
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        self.full_clean(exclude=["scope", "campaign"], validate_unique=False)
         self.scope = "default" if self.campaign_id is None else f"campaign:{self.campaign_id}"
         super().save(*args, **kwargs)
+
+    @property
+    def klass(self) -> classes.RecordClass:
+        return classes.get(self.record_class)
+
+    @property
+    def below_floor(self) -> bool:
+        return self.retain_days < self.klass.floor_days
+
+    def clean(self) -> None:
+        errors: dict[str, str] = {}
+        if self.below_floor and not self.override_reason.strip():
+            errors["retain_days"] = (
+                f"{self.retain_days} days is below the {self.klass.floor_years}-year minimum "
+                f"({self.klass.floor_days} days) for {self.klass.label.lower()} ({self.klass.source}). "
+                "Give an override reason to save it anyway."
+            )
+        if self.keep_local_days > self.retain_days:
+            errors["keep_local_days"] = "Recordings cannot stay on local disk longer than they are retained."
+        if errors:
+            raise ValidationError(errors)
+
+
+class DeletionCertificate(models.Model):
+    """Proof of one defensible deletion. Written once, in the same transaction as the deletion's record,
+    and never changed or deleted (save() refuses updates, delete() refuses, the admin is read-only)."""
+
+    recording = models.OneToOneField("recordings.Recording", on_delete=models.PROTECT, related_name="certificate")
+    deleted_at = models.DateTimeField(db_index=True)
+    run = models.CharField(max_length=100, help_text="The enforce_retention run that deleted it.")
+    call = models.JSONField(help_text="Call metadata as cataloged: time, campaign, phone, agent, lead, server, file.")
+    object_key = models.CharField(max_length=1024, blank=True)
+    version_id = models.CharField(max_length=1024, blank=True)
+    original_sha256 = models.CharField(max_length=64, blank=True)
+    stored_sha256 = models.CharField(max_length=64, blank=True)
+    stored_size = models.PositiveBigIntegerField(null=True)
+    cloud_deleted = models.BooleanField()
+    local_deleted = models.BooleanField()
+    policy = models.JSONField(help_text="The policy applied: id, scope, retain days, record class, floor, source.")
+    hold_check = models.JSONField(help_text="The legal-hold check made at the moment of deletion, and its result.")
+
+    class Meta:
+        ordering = ["-deleted_at"]
+
+    def __str__(self) -> str:
+        return f"deletion certificate for recording {self.recording_id} ({self.deleted_at:%Y-%m-%d})"
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        if self.pk is not None:
+            raise ValidationError("Deletion certificates are permanent and cannot be changed.")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args: Any, **kwargs: Any) -> Any:
+        raise ValidationError("Deletion certificates are permanent and cannot be deleted.")

@@ -132,11 +132,11 @@ def make_recording(**overrides: Any) -> Recording:
     recording_id = overrides.pop("recording_id", None) or 100000 + next(_ids)
     values: dict[str, Any] = {
         "recording_id": recording_id,
-        "filename": f"20261101-142501_{recording_id}",
         "server_ip": "10.0.0.11",
         "start_time": datetime(2026, 11, 1, 14, 25, 1, tzinfo=UTC),
         "length_in_sec": 65,
         "phone_number": "3125551212",
         "agent": "1001",
     } | overrides
+    values.setdefault("filename", f"{values['start_time']:%Y%m%d-%H%M%S}_{recording_id}")
     return Recording.objects.create(**values)

@@ -66,3 +66,5 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 VICIREC_SETTLE_SECONDS = 0
+# Disk pressure only where a test asks for it, however full the machine running the tests is.
+VICIREC_DISK_PRESSURE_PERCENT = 100.0

@@ -202,6 +202,43 @@ if env_str("VICIREC_REDIS_URL"):
     Q_CLUSTER.pop("orm")
     Q_CLUSTER["redis"] = env_str("VICIREC_REDIS_URL")
 
+# --- Unattended operation: cluster routing, schedules, status (docs/operations.md) -------------------
+# Every qcluster of one installation shares Q_CLUSTER["name"] (django-q2's signing salt) and serves one
+# queue, its "cluster_name": "<VICIREC_Q_NAME>" runs the central stages (sync, retention, verify, stats)
+# and "<VICIREC_Q_NAME>-<VICIREC_NODE>" runs one telephony server's archive and cleanup. With VICIREC_NODE
+# empty (one machine) the one qcluster serves both; VICIREC_Q_ROLE=central makes a qcluster on a
+# telephony server the central one (a second unit beside that server's node worker).
+VICIREC_Q_NAME = env_str("VICIREC_Q_NAME", "vicirec")
+VICIREC_Q_ROLE = env_choice("VICIREC_Q_ROLE", "node", ("node", "central"))
+Q_CLUSTER["name"] = VICIREC_Q_NAME
+Q_CLUSTER["cluster_name"] = (
+    VICIREC_Q_NAME if VICIREC_Q_ROLE == "central" or not VICIREC_NODE else f"{VICIREC_Q_NAME}-{VICIREC_NODE}"
+)
+# Keep the last runs of every schedule, not the last 250 overall: pipeline_status reads them.
+Q_CLUSTER["save_limit_per"] = "group"
+# django-q2 runs its scheduler when 30 s of guard cycles have passed; a cycle of 30 also runs it at start-up.
+Q_CLUSTER["guard_cycle"] = env_float("VICIREC_Q_GUARD_CYCLE", 0.5, minimum=0.1, maximum=60)
+# The telephony servers (server_ip, comma list) that setup_schedules gives archive and cleanup schedules.
+# Unset: this node plus every server with recordings waiting on local disk; with VICIREC_NODE empty too,
+# one set of node schedules that serves every server from this machine (the embedded setup).
+VICIREC_NODES = env_list("VICIREC_NODES", [], sep=",")
+VICIREC_SCHEDULE_SYNC_MINUTES = env_int("VICIREC_SCHEDULE_SYNC_MINUTES", 5, minimum=1)
+VICIREC_SCHEDULE_ARCHIVE_MINUTES = env_int("VICIREC_SCHEDULE_ARCHIVE_MINUTES", 10, minimum=1)
+VICIREC_SCHEDULE_ARCHIVE_LIMIT = env_int("VICIREC_SCHEDULE_ARCHIVE_LIMIT", 5000, minimum=1)
+VICIREC_SCHEDULE_CLEANUP_MINUTES = env_int("VICIREC_SCHEDULE_CLEANUP_MINUTES", 60, minimum=1)
+VICIREC_SCHEDULE_CLEANUP_LIMIT = env_int("VICIREC_SCHEDULE_CLEANUP_LIMIT", 20000, minimum=1)
+VICIREC_SCHEDULE_RETENTION_MINUTES = env_int("VICIREC_SCHEDULE_RETENTION_MINUTES", 24 * 60, minimum=1)
+VICIREC_SCHEDULE_VERIFY_MINUTES = env_int("VICIREC_SCHEDULE_VERIFY_MINUTES", 60, minimum=1)
+VICIREC_SCHEDULE_VERIFY_SAMPLE = env_int("VICIREC_SCHEDULE_VERIFY_SAMPLE", 200, minimum=1)
+VICIREC_SCHEDULE_STATS_MINUTES = env_int("VICIREC_SCHEDULE_STATS_MINUTES", 24 * 60, minimum=1)
+# A spool filesystem this full makes its node upload recordings still inside their local window (oldest
+# first); one this full makes pipeline_status call for a person. Deletion rules never change.
+VICIREC_DISK_PRESSURE_PERCENT = env_float("VICIREC_DISK_PRESSURE_PERCENT", 85.0, maximum=100.0)
+VICIREC_DISK_ALERT_PERCENT = env_float("VICIREC_DISK_ALERT_PERCENT", 95.0, maximum=100.0)
+# pipeline_status calls for a person above this many failed recordings (permanent failures: any).
+VICIREC_STATUS_MAX_FAILED = env_int("VICIREC_STATUS_MAX_FAILED", 100)
+# --- end of unattended operation ----------------------------------------------------------------------
+
 # --- The rest ---------------------------------------------------------------------------------------
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},

@@ -1,0 +1,218 @@
+"""Stage 4, retention: delete the expired copies of recordings that no legal hold covers.
+
+SAFETY RULES
+- A held recording is never deleted: holds are checked when the batch is chosen and again, in one query,
+  immediately before its files are deleted; a hold placed while a run is under way wins.
+- A run that would delete more than VICIREC_RETENTION_MAX_SHARE of the archive stops and asks for
+  --confirm (a mistyped policy must not empty the bucket).
+- --dry-run walks the same selection and deletes nothing.
+- Every deletion leaves the catalog row in place (state "expired") and writes a permanent deletion
+  certificate in the same transaction as the state change.
+Work is claimed like every other stage, so two runs never delete the same recording twice and a run
+killed half-way is finished by the next one (a cloud object already gone counts as deleted).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+
+from django.conf import settings
+from django.db import transaction
+
+from holds.models import LegalHold
+from recordings import spool
+from recordings.models import Recording, RecordingEvent, RecordingQuerySet
+from recordings.storage import StorageError, get_target
+from recordings.workqueue import claim, fail, new_token, release, release_dead_claims
+from retention.models import DeletionCertificate, RetentionPolicy
+
+log = logging.getLogger("vicirec.retention")
+ACTOR = "enforce_retention"
+DELETE_BATCH = 1000  # S3 DeleteObjects takes at most 1,000 keys per call
+
+
+class RetentionSafetyStop(Exception):
+    """The run would delete more than the configured share of the archive; a person must confirm."""
+
+
+@dataclass
+class RetentionReport:
+    dry_run: bool
+    expired_total: int = 0
+    held: int = 0
+    deleted: int = 0
+    held_at_deletion: int = 0
+    failed: int = 0
+    bytes_deleted: int = 0
+    archive_size: int = 0
+    would_delete: list[int] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    run: str = ""
+
+    def as_dict(self) -> dict[str, object]:
+        data = asdict(self)
+        data["would_delete"] = self.would_delete[:1000]
+        data["errors"] = self.errors[:20]
+        return data
+
+
+def deletable(now: datetime) -> RecordingQuerySet:
+    """Expired recordings that no active hold covers: what this stage deletes."""
+    return Recording.objects.expired(now).not_held()
+
+
+def _policy_snapshot(recording: Recording, default: RetentionPolicy, policies: dict[int, RetentionPolicy]) -> dict:
+    policy = policies.get(recording.campaign_id or 0, default)
+    klass = policy.klass
+    return {
+        "policy_id": policy.pk,
+        "policy": str(policy),
+        "retain_days": policy.retain_days,
+        "record_class": klass.key,
+        "record_class_label": klass.label,
+        "floor_days": klass.floor_days,
+        "floor_source": klass.source,
+        "override_reason": policy.override_reason,
+    }
+
+
+def _call_snapshot(recording: Recording) -> dict:
+    return {
+        "recording_id": recording.recording_id,
+        "filename": recording.filename,
+        "call_time": recording.start_time.isoformat() if recording.start_time else None,
+        "length_in_sec": recording.length_in_sec,
+        "campaign": recording.campaign.campaign_id if recording.campaign else None,
+        "direction": recording.direction,
+        "phone_number": recording.phone_number,
+        "lead_id": recording.lead_id,
+        "agent": recording.agent,
+        "server_ip": recording.server_ip,
+        "vicidial_id": recording.vicidial_id,
+    }
+
+
+def _delete_local(recording: Recording) -> bool:
+    """Delete the local file if vicirec still has one; True if a file was deleted."""
+    if recording.state not in Recording.LOCAL_STATES or not recording.local_path:
+        return False
+    try:
+        path = spool.resolve(settings.VICIREC_SPOOL_DIRS, recording.local_path)
+    except FileNotFoundError:
+        return False
+    os.unlink(path)
+    return True
+
+
+def _delete_batch(batch: list[Recording], *, target, token: str, now: datetime, report: RetentionReport) -> None:
+    default, policies = RetentionPolicy.objects.for_campaign_ids()
+    # The moment of deletion: ask once more which of these are held, in one query.
+    held_now = set(Recording.objects.filter(pk__in=[r.pk for r in batch]).held().values_list("pk", flat=True))
+    active_holds = LegalHold.objects.active().count()
+    for recording in batch:
+        if recording.pk in held_now:
+            report.held_at_deletion += 1
+            release(recording, token=token)
+    batch = [r for r in batch if r.pk not in held_now]
+    in_cloud = [r for r in batch if r.object_key and r.state in (Recording.State.ARCHIVED, Recording.State.CLEARED)]
+    failed: dict[int, str] = {}
+    try:
+        result = target.delete([(r.object_key, r.version_id) for r in in_cloud])
+        by_key = {(f.key, f.version_id): f for f in result.failed}
+        for r in in_cloud:
+            failure = by_key.get((r.object_key, r.version_id))
+            if failure is not None:
+                failed[r.pk] = f"bucket refused to delete {r.object_key}: {failure.code} {failure.message}"
+    except StorageError as exc:
+        failed.update({r.pk: exc.message for r in in_cloud})
+    cloud_deleted = {r.pk for r in in_cloud} - set(failed)
+    gone: list[tuple[Recording, bool]] = []
+    for recording in batch:
+        if recording.pk in failed:
+            report.failed += 1
+            report.errors.append(f"{recording.pk}: {failed[recording.pk]}")
+            fail(recording, token=token, actor=ACTOR, error=failed[recording.pk], now=now)
+            continue
+        try:
+            gone.append((recording, _delete_local(recording)))
+        except OSError as exc:
+            report.failed += 1
+            fail(recording, token=token, actor=ACTOR, error=f"cannot delete {recording.local_path}: {exc}", now=now)
+    if not gone:
+        return
+    hold_check = {"checked_at": now.isoformat(), "held": False, "active_holds_checked": active_holds}
+    # One transaction per batch, a fixed number of queries: the state change, certificates, custody log.
+    with transaction.atomic():
+        mine = set(
+            Recording.objects.filter(pk__in=[r.pk for r, _ in gone], claimed_by=token).values_list("pk", flat=True)
+        )
+        gone = [(r, local) for r, local in gone if r.pk in mine]
+        Recording.objects.filter(pk__in=mine, claimed_by=token).update(
+            state=Recording.State.EXPIRED, state_changed_at=now, expired_at=now, claimed_by="", claimed_until=None
+        )
+        DeletionCertificate.objects.bulk_create(
+            DeletionCertificate(
+                recording=r,
+                deleted_at=now,
+                run=token,
+                call=_call_snapshot(r),
+                object_key=r.object_key,
+                version_id=r.version_id,
+                original_sha256=r.original_sha256,
+                stored_sha256=r.stored_sha256,
+                stored_size=r.stored_size,
+                cloud_deleted=r.pk in cloud_deleted,
+                local_deleted=local,
+                policy=_policy_snapshot(r, default, policies),
+                hold_check=hold_check,
+            )
+            for r, local in gone
+        )
+        RecordingEvent.objects.bulk_create(
+            RecordingEvent(
+                recording_id=r.pk,
+                at=now,
+                from_state=r.state,
+                to_state=Recording.State.EXPIRED,
+                actor=ACTOR,
+                detail=f"deleted under retention (run {token}); not held at deletion",
+            )
+            for r, _ in gone
+        )
+    report.deleted += len(gone)
+    report.bytes_deleted += sum(r.stored_size or r.original_size or 0 for r, _ in gone)
+
+
+def enforce_retention(
+    *, now: datetime, dry_run: bool, confirm: bool = False, limit: int | None = None, max_share: float | None = None
+) -> RetentionReport:
+    max_share = settings.VICIREC_RETENTION_MAX_SHARE if max_share is None else max_share
+    token = new_token("retention")
+    report = RetentionReport(dry_run=dry_run, run=token)
+    expired = Recording.objects.expired(now)
+    report.expired_total = expired.count()
+    report.held = expired.held().count() if report.expired_total else 0
+    to_delete = report.expired_total - report.held
+    report.archive_size = Recording.objects.with_copies().count()
+    if dry_run:
+        report.would_delete = list(deletable(now).order_by("start_time").values_list("pk", flat=True)[:1000])
+        return report
+    if to_delete and report.archive_size and to_delete / report.archive_size > max_share and not confirm:
+        raise RetentionSafetyStop(
+            f"this run would delete {to_delete} of {report.archive_size} recordings "
+            f"({to_delete / report.archive_size:.1%}, more than the {max_share:.0%} allowed at once); "
+            "check the policies with --dry-run, then run again with --confirm"
+        )
+    release_dead_claims("retention", now=now)
+    target = get_target()
+    while limit is None or report.deleted + report.failed < limit:
+        size = DELETE_BATCH if limit is None else min(DELETE_BATCH, limit - report.deleted - report.failed)
+        batch = claim(deletable(now), token=token, now=now, limit=size)
+        if not batch:
+            break
+        _delete_batch(batch, target=target, token=token, now=now, report=report)
+    log.info("retention: %s", {k: v for k, v in report.as_dict().items() if k != "would_delete"})
+    return report

@@ -1,0 +1,136 @@
+"""Legal holds: one definition of "held", case criteria that catch later calls, and the bucket's own hold."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from io import StringIO
+from pathlib import Path
+
+import pytest
+from django.core.management import call_command
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from holds.actions import Actor, place_hold, release_hold
+from holds.models import Case, LegalHold
+from recordings import storage
+from recordings.archive import archive_due
+from recordings.models import Campaign, Recording
+from recordings.verify import verify_archive
+from retention.models import RetentionPolicy
+from tests.factories import make_recording, write_file
+from tests.s3server import make_bucket
+
+pytestmark = pytest.mark.django_db
+ACTOR = Actor.command("tests")
+NOW = datetime(2026, 11, 20, tzinfo=UTC)
+
+
+def test_held_is_one_query_over_all_kinds_of_hold() -> None:
+    sales = Campaign.objects.create(kind="outbound", campaign_id="SALES")
+    other = Campaign.objects.create(kind="inbound", campaign_id="SUPPORT")
+    by_hand = make_recording(campaign=other)
+    by_campaign = make_recording(campaign=sales)
+    by_phone = make_recording(campaign=other, phone_number="7735550101")
+    by_agent_and_date = make_recording(campaign=other, agent="1007", start_time=datetime(2025, 3, 1, tzinfo=UTC))
+    agent_outside_dates = make_recording(campaign=other, agent="1007", start_time=datetime(2024, 3, 1, tzinfo=UTC))
+    free = make_recording(campaign=None)
+    place_hold(reason="r", actor=ACTOR, recording_ids=[by_hand.pk])
+    place_hold(reason="r", actor=ACTOR, campaign=sales)
+    place_hold(reason="r", actor=ACTOR, case=Case.objects.create(name="A", phone_numbers=["7735550101"]))
+    place_hold(
+        reason="r",
+        actor=ACTOR,
+        case=Case.objects.create(
+            name="B",
+            agents=["1007"],
+            calls_from=datetime(2025, 1, 1, tzinfo=UTC),
+            calls_until=datetime(2025, 12, 31, tzinfo=UTC),
+        ),
+    )
+
+    with CaptureQueriesContext(connection) as queries:
+        held = set(Recording.objects.held().values_list("pk", flat=True))
+    not_held = set(Recording.objects.not_held().values_list("pk", flat=True))
+
+    assert held == {by_hand.pk, by_campaign.pk, by_phone.pk, by_agent_and_date.pk}
+    assert not_held == {agent_outside_dates.pk, free.pk}  # a recording without a campaign is not held by accident
+    recording_queries = [q for q in queries.captured_queries if '"recordings_recording"' in q["sql"].split("WHERE")[0]]
+    assert len(recording_queries) == 1
+
+
+def test_a_case_catches_recordings_cataloged_after_the_hold_and_release_frees_them() -> None:
+    case = Case.objects.create(name="Smith v. Acme", external_reference="1:26-cv-0042", lead_ids=[77])
+    hold = place_hold(reason="litigation", actor=ACTOR, case=case)
+    later = make_recording(lead_id=77)
+    assert Recording.objects.held().filter(pk=later.pk).exists()
+    assert [h.pk for h in later.expiry().holds] == [hold.pk]
+    release_hold(hold, reason="settled", actor=ACTOR)
+    assert not Recording.objects.held().filter(pk=later.pk).exists()
+
+
+def test_legal_hold_command_places_lists_and_releases() -> None:
+    recording = make_recording()
+    out = StringIO()
+    call_command("legal_hold", "place", "--recording", str(recording.pk), "--reason", "complaint 9", stdout=out)
+    hold_id = int(out.getvalue().strip())
+    assert LegalHold.objects.get(pk=hold_id).recordings.get() == recording
+    listing = StringIO()
+    call_command("legal_hold", "list", stdout=listing)
+    assert f"#{hold_id}" in listing.getvalue() and "complaint 9" in listing.getvalue()
+    call_command("legal_hold", "release", str(hold_id), "--reason", "resolved", stdout=StringIO())
+    hold = LegalHold.objects.get(pk=hold_id)
+    assert (
+        hold.released_at is not None and hold.release_reason == "resolved" and "via legal_hold" in hold.released_by_name
+    )
+    m2m_history = hold.history.earliest("history_date")
+    assert "complaint 9" in m2m_history.history_change_reason
+
+
+def test_case_hold_by_phone_from_the_command_line() -> None:
+    recording = make_recording(phone_number="3125557777")
+    out = StringIO()
+    call_command(
+        "legal_hold",
+        "place",
+        "--case",
+        "CID-7",
+        "--reference",
+        "2026-CFPB-7",
+        "--phone",
+        "3125557777",
+        "--reason",
+        "CFPB CID",
+        stdout=out,
+    )
+    assert Recording.objects.held().filter(pk=recording.pk).exists()
+    assert Case.objects.get(name="CID-7").history.exists()
+
+
+def test_holds_set_the_buckets_object_lock_and_verify_reports_drift(s3_server, settings, spool_dir: Path) -> None:
+    from tests.s3_fixtures import s3_archive_storage
+
+    bucket = make_bucket(s3_server, object_lock=True)
+    settings.STORAGES = {**settings.STORAGES, "archive": s3_archive_storage(s3_server, bucket)}
+    campaign = Campaign.objects.create(kind="outbound", campaign_id="LOCKED")
+    RetentionPolicy.objects.create(campaign=campaign, keep_local_days=1, retain_days=90, codec="none")
+    held, free = (make_recording(campaign=campaign, start_time=NOW - timedelta(days=5)) for _ in range(2))
+    for r in (held, free):
+        write_file(spool_dir, f"MP3/{r.filename}-all.mp3", b"mp3 audio " * 100)
+    archive_due(now=NOW, node="", threads=1)
+    hold = place_hold(reason="complaint", actor=ACTOR, recording_ids=[held.pk])
+    held.refresh_from_db()
+    free.refresh_from_db()
+    target = storage.get_target()
+    assert target.legal_hold_status(held.object_key, held.version_id) is True
+    assert target.legal_hold_status(free.object_key, free.version_id) is False
+    refused = target.delete([(held.object_key, held.version_id)])
+    assert not refused.ok  # the bucket itself refuses to delete a held version
+
+    target.set_legal_hold(held.object_key, held.version_id, False)  # someone lifts it behind vicirec's back
+    report = verify_archive(now=NOW, sample=10)
+    assert report.hold_drift == 1 and not report.clean
+
+    target.set_legal_hold(held.object_key, held.version_id, True)
+    release_hold(hold, reason="closed", actor=ACTOR)
+    assert target.legal_hold_status(held.object_key, held.version_id) is False
