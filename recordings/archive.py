@@ -105,94 +105,83 @@ def _metadata(recording: Recording, original_sha256: str) -> dict[str, str]:
     }
 
 
-def _confirm_and_finish(
-    recording: Recording, target: ArchiveTarget, *, token: str, now: datetime, already: bool, extra: dict[str, object]
-) -> str:
-    """Ask the target for the object's checksum; only a confirmed copy is marked archived."""
-    confirmation = target.confirm(
-        recording.object_key, sha256_hex=recording.stored_sha256, size=recording.stored_size or 0
-    )
-    if not confirmation.ok:
-        detail = confirmation.detail or f"{recording.object_key} not found in the bucket after upload"
-        fail(recording, token=token, actor=ACTOR, error=f"upload not confirmed: {detail}", now=now)
-        return _Outcome.FAILED
-    transition(
-        recording,
-        to=Recording.State.ARCHIVED,
-        token=token,
-        actor=ACTOR,
-        now=now,
-        detail=(
-            f"{'found already' if already else 'uploaded'} as {recording.object_key}; "
-            f"server confirmed sha256 {confirmation.sha256_hex} ({confirmation.method})"
-        ),
-        version_id=confirmation.version_id or str(extra.get("version_id", "")),
-        verified_at=now,
-        verify_method=confirmation.method,
-        uploaded_at=recording.uploaded_at or now,
-        error="",
-        next_attempt_at=None,
-    )
-    return _Outcome.ALREADY if already else _Outcome.ARCHIVED
+class _Job:
+    """One claimed recording on its way to the bucket; every exit records what happened and why."""
+
+    def __init__(self, recording: Recording, *, target: ArchiveTarget, token: str, now: datetime) -> None:
+        self.recording, self.target, self.token, self.now = recording, target, token, now
+
+    def fail(self, error: str, *, permanent: bool = False, outcome: str = _Outcome.FAILED) -> str:
+        fail(self.recording, token=self.token, actor=ACTOR, now=self.now, error=error, permanent=permanent)
+        return outcome
+
+    def move(self, to: str, detail: str, **fields: object) -> None:
+        transition(self.recording, to=to, token=self.token, actor=ACTOR, now=self.now, detail=detail, **fields)
+
+    def confirm_and_finish(self, *, already: bool, version_id: str = "") -> str:
+        """Ask the target for the object's checksum; only a confirmed copy is marked archived."""
+        r = self.recording
+        confirmation = self.target.confirm(r.object_key, sha256_hex=r.stored_sha256, size=r.stored_size or 0)
+        if not confirmation.ok:
+            detail = confirmation.detail or f"{r.object_key} not found in the bucket after upload"
+            return self.fail(f"upload not confirmed: {detail}")
+        self.move(
+            Recording.State.ARCHIVED,
+            f"{'found already' if already else 'uploaded'} as {r.object_key}; "
+            f"server confirmed sha256 {confirmation.sha256_hex} ({confirmation.method})",
+            version_id=confirmation.version_id or version_id,
+            verified_at=self.now,
+            verify_method=confirmation.method,
+            uploaded_at=r.uploaded_at or self.now,
+            error="",
+            next_attempt_at=None,
+        )
+        return _Outcome.ALREADY if already else _Outcome.ARCHIVED
 
 
 def archive_one(
     recording: Recording, *, target: ArchiveTarget, token: str, now: datetime, codec: str, workdir: Path
 ) -> str:
+    """Archive one claimed recording; returns the outcome. Errors are recorded on the recording."""
+    job = _Job(recording, target=target, token=token, now=now)
+    try:
+        return _archive(job, codec=codec, workdir=workdir)
+    except StorageError as exc:
+        return job.fail(exc.message, permanent=exc.permanent)
+
+
+def _archive(job: _Job, *, codec: str, workdir: Path) -> str:
+    recording, target, token, now = job.recording, job.target, job.token, job.now
     # A previous run may have uploaded and crashed before recording it: adopt its object if it matches.
     if recording.object_key and recording.stored_sha256:
         confirmation = target.confirm(
             recording.object_key, sha256_hex=recording.stored_sha256, size=recording.stored_size or 0
         )
         if confirmation.ok:
-            return _confirm_and_finish(recording, target, token=token, now=now, already=True, extra={})
+            return job.confirm_and_finish(already=True)
         if confirmation.found:
-            fail(
-                recording,
-                token=token,
-                actor=ACTOR,
-                now=now,
-                permanent=True,
-                error=f"{recording.object_key} holds other content than planned: {confirmation.detail}",
+            return job.fail(
+                f"{recording.object_key} holds other content than planned: {confirmation.detail}", permanent=True
             )
-            return _Outcome.FAILED
 
     found = spool.locate(recording.filename, recording.vicidial_location, settings.VICIREC_SPOOL_DIRS)
     if isinstance(found, spool.NotFound):
         if found.permanent:
-            transition(
-                recording,
-                to=Recording.State.REJECTED,
-                token=token,
-                actor=ACTOR,
-                now=now,
-                detail=found.reason,
-                error=found.reason,
-                next_attempt_at=None,
-            )
+            job.move(Recording.State.REJECTED, found.reason, error=found.reason, next_attempt_at=None)
             return _Outcome.REJECTED
         if recording.original_sha256:
             # It was hashed here once and is gone now without a verified copy: that needs a person.
-            fail(
-                recording,
-                token=token,
-                actor=ACTOR,
-                now=now,
+            return job.fail(
+                f"local file disappeared before a verified upload: {found.reason}",
                 permanent=True,
-                error=f"local file disappeared before a verified upload: {found.reason}",
+                outcome=_Outcome.LOST,
             )
-            return _Outcome.LOST
-        attempts = recording.attempts + 1
-        recording.attempts = attempts
-        transition(
-            recording,
-            to=Recording.State.MISSING,
-            token=token,
-            actor=ACTOR,
-            now=now,
-            detail=found.reason,
+        recording.attempts += 1
+        job.move(
+            Recording.State.MISSING,
+            found.reason,
             error=found.reason,
-            attempts=attempts,
+            attempts=recording.attempts,
             next_attempt_at=now + recording.retry_delay(),
         )
         return _Outcome.MISSING
@@ -204,32 +193,17 @@ def archive_one(
     try:
         prepared = prepare(found.path, codec=codec, workdir=workdir)
     except (CodecError, OSError) as exc:
-        fail(recording, token=token, actor=ACTOR, now=now, error=f"cannot read or encode {found.relative}: {exc}")
-        return _Outcome.FAILED
+        return job.fail(f"cannot read or encode {found.relative}: {exc}")
     try:
         after = found.path.stat()
         if after.st_size != prepared.original_size or after.st_mtime != found.mtime:
-            fail(
-                recording,
-                token=token,
-                actor=ACTOR,
-                now=now,
-                error=f"{found.relative} changed while it was being read; it will be retried once it settles",
-            )
-            return _Outcome.FAILED
+            return job.fail(f"{found.relative} changed while it was being read; it will be retried once it settles")
         if recording.original_sha256 and recording.original_sha256 != prepared.original_sha256:
-            fail(
-                recording,
-                token=token,
-                actor=ACTOR,
-                now=now,
+            return job.fail(
+                f"{found.relative} no longer has the SHA-256 recorded when it was first read "
+                f"({recording.original_sha256} → {prepared.original_sha256})",
                 permanent=True,
-                error=(
-                    f"{found.relative} no longer has the SHA-256 recorded when it was first read "
-                    f"({recording.original_sha256} → {prepared.original_sha256})"
-                ),
             )
-            return _Outcome.FAILED
         key = object_key(
             campaign_id=recording.campaign.campaign_id if recording.campaign else "",
             start_time=recording.start_time,
@@ -249,30 +223,16 @@ def archive_one(
             object_key=key,
         ):
             return _Outcome.FAILED  # the claim was lost (lease expired); the other worker carries on
-        try:
-            stored = target.put(
-                key,
-                prepared.output_path,
-                sha256_hex=prepared.output_sha256,
-                size=prepared.output_size,
-                metadata=_metadata(recording, prepared.original_sha256),
-                content_type=prepared.content_type,
-            )
-        except StorageError as exc:
-            fail(recording, token=token, actor=ACTOR, now=now, error=exc.message, permanent=exc.permanent)
-            return _Outcome.FAILED
-        recording.uploaded_at = now
-        return _confirm_and_finish(
-            recording,
-            target,
-            token=token,
-            now=now,
-            already=stored.already_present,
-            extra={"version_id": stored.version_id},
+        stored = target.put(
+            key,
+            prepared.output_path,
+            sha256_hex=prepared.output_sha256,
+            size=prepared.output_size,
+            metadata=_metadata(recording, prepared.original_sha256),
+            content_type=prepared.content_type,
         )
-    except StorageError as exc:
-        fail(recording, token=token, actor=ACTOR, now=now, error=exc.message, permanent=exc.permanent)
-        return _Outcome.FAILED
+        recording.uploaded_at = now
+        return job.confirm_and_finish(already=stored.already_present, version_id=stored.version_id)
     finally:
         if prepared.transformed:
             prepared.output_path.unlink(missing_ok=True)
