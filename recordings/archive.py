@@ -14,14 +14,14 @@ A local file is never touched here; cleanup_local deletes it later, after confir
 from __future__ import annotations
 
 import logging
+import queue
 import shutil
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
-from threading import Lock
+from threading import Lock, Thread
 
 from django.conf import settings
 from django.db import connections
@@ -271,9 +271,6 @@ def archive_due(
             log.exception("archive of recording %s failed", recording.pk)
             fail(recording, token=token, actor=ACTOR, now=now, error=f"unexpected error: {exc!r}")
             outcome = _Outcome.FAILED
-        finally:
-            if threads > 1:  # each upload thread has its own database connections
-                connections.close_all()
         with lock:
             done += 1
             _count(report, recording, outcome)
@@ -283,6 +280,7 @@ def archive_due(
                 progress(done, report.claimed)
 
     left_unsettled: set[int] = set()  # released untouched; skipped for the rest of this run
+    pool = _UploadThreads(work, threads)
     try:
         while limit is None or report.claimed < limit:
             size = batch_size if limit is None else min(batch_size, limit - report.claimed)
@@ -291,19 +289,52 @@ def archive_due(
             if not batch:
                 break
             report.claimed += len(batch)
-            if threads == 1:
-                for recording in batch:
-                    work(recording)
-            else:
-                with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="upload") as pool:
-                    list(pool.map(work, batch))
+            pool.run(batch)
             # Recordings already under a legal hold get the bucket's own hold too (S3 Object Lock).
             archived = Recording.objects.filter(pk__in=[r.pk for r in batch], state=Recording.State.ARCHIVED)
             apply_object_locks(archived.held(), on=True)
     finally:
+        pool.close()
         shutil.rmtree(workdir, ignore_errors=True)
     log.info("archive: %s", report.as_dict())
     return report
+
+
+class _UploadThreads:
+    """Upload threads that live for the whole run, each keeping its own database connection until the
+    end (reconnecting per recording cost more than the upload itself). One thread means the caller's."""
+
+    def __init__(self, work: Callable[[Recording], None], threads: int) -> None:
+        self.work, self.queue = work, queue.Queue[Recording | None]()
+        self.threads = [Thread(target=self._loop, name=f"upload-{n}") for n in range(threads)] if threads > 1 else []
+        for thread in self.threads:
+            thread.start()
+
+    def _loop(self) -> None:
+        try:
+            while (recording := self.queue.get()) is not None:
+                try:
+                    self.work(recording)
+                finally:
+                    self.queue.task_done()
+        finally:
+            connections.close_all()
+
+    def run(self, batch: list[Recording]) -> None:
+        """Process a batch and return when all of it is done."""
+        if not self.threads:
+            for recording in batch:
+                self.work(recording)
+            return
+        for recording in batch:
+            self.queue.put(recording)
+        self.queue.join()
+
+    def close(self) -> None:
+        for _ in self.threads:
+            self.queue.put(None)
+        for thread in self.threads:
+            thread.join()
 
 
 def _count(report: ArchiveReport, recording: Recording, outcome: str) -> None:

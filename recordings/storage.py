@@ -240,17 +240,20 @@ def _hex_from_b64(value: str) -> str:
     return raw.hex() if len(raw) == 32 else ""
 
 
+# Printable ASCII passes through metadata values unchanged; everything else is percent-encoded.
+_METADATA_SAFE = "".join(chr(c) for c in range(0x20, 0x7F) if chr(c) != "%")
+
+
 def _metadata(metadata: dict[str, str]) -> dict[str, str]:
     """User metadata that survives HTTP headers: lower-case token keys, printable ASCII values.
 
     Non-ASCII, control characters and '%' are percent-encoded (UTF-8), so values stay recoverable.
     """
-    safe = "".join(chr(c) for c in range(0x20, 0x7F) if chr(c) != "%")
     clean: dict[str, str] = {}
     for key, value in metadata.items():
         name = re.sub(r"[^a-z0-9-]+", "-", key.lower()).strip("-")
         if name:
-            clean[name] = quote(str(value), safe=safe)[:1024]
+            clean[name] = quote(str(value), safe=_METADATA_SAFE)[:1024]
     return clean
 
 
