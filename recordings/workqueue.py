@@ -57,18 +57,18 @@ def release_dead_claims(stage: str, *, now: datetime) -> int:
     return released
 
 
-def claim(candidates: RecordingQuerySet, *, token: str, now: datetime, limit: int) -> list[Recording]:
-    """Claim up to ``limit`` of ``candidates`` (oldest call first) for this token; returns those won."""
-    ids = list(candidates.unclaimed(now).order_by("start_time", "recording_id").values_list("pk", flat=True)[:limit])
+def claim(
+    candidates: RecordingQuerySet, *, token: str, now: datetime, limit: int, order: tuple[str, ...] = ("start_time",)
+) -> list[Recording]:
+    """Claim up to ``limit`` of ``candidates`` for this token (oldest call first unless ``order`` says
+    otherwise); returns those won."""
+    ordering = (*order, "recording_id") if "recording_id" not in order else order
+    ids = list(candidates.unclaimed(now).order_by(*ordering).values_list("pk", flat=True)[:limit])
     if not ids:
         return []
     lease = now + timedelta(seconds=settings.VICIREC_CLAIM_LEASE_SECONDS)
     candidates.model.objects.filter(pk__in=ids).unclaimed(now).update(claimed_by=token, claimed_until=lease)
-    return list(
-        Recording.objects.filter(pk__in=ids, claimed_by=token)
-        .select_related("campaign")
-        .order_by("start_time", "recording_id")
-    )
+    return list(Recording.objects.filter(pk__in=ids, claimed_by=token).select_related("campaign").order_by(*ordering))
 
 
 def release(recording: Recording, *, token: str) -> None:

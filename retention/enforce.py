@@ -208,11 +208,14 @@ def enforce_retention(
         )
     release_dead_claims("retention", now=now)
     target = get_target()
+    cursor = 0  # walk the catalog once in primary-key order, so each batch's query starts where the last ended
     while limit is None or report.deleted + report.failed < limit:
         size = DELETE_BATCH if limit is None else min(DELETE_BATCH, limit - report.deleted - report.failed)
-        batch = claim(deletable(now), token=token, now=now, limit=size)
+        candidates = deletable(now).filter(recording_id__gt=cursor)
+        batch = claim(candidates, token=token, now=now, limit=size, order=("recording_id",))
         if not batch:
             break
+        cursor = batch[-1].recording_id
         _delete_batch(batch, target=target, token=token, now=now, report=report)
     log.info("retention: %s", {k: v for k, v in report.as_dict().items() if k != "would_delete"})
     return report
