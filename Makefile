@@ -15,6 +15,14 @@ $(VENV)/.system-deps:
 	    $$( [ "$$(id -u)" = 0 ] || echo sudo ) apt-get install -y -qq libmariadb-dev pkg-config >/dev/null; }
 	@mkdir -p $(VENV) && touch $@
 
+# Debian's headless Chromium and its WebDriver, for the compliance desk's browser tests.
+$(VENV)/.browser-deps:
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || \
+	  { echo "Installing chromium and chromium-driver (browser tests)…"; \
+	    $$( [ "$$(id -u)" = 0 ] || echo sudo ) apt-get update -qq && \
+	    $$( [ "$$(id -u)" = 0 ] || echo sudo ) apt-get install -y -qq chromium chromium-driver >/dev/null; }
+	@mkdir -p $(VENV) && touch $@
+
 $(VENV)/.installed: requirements.lock pyproject.toml $(VENV)/.system-deps
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
@@ -32,7 +40,7 @@ demo: setup
 	@echo "Open the admin:  $(PY) manage.py createsuperuser && $(PY) manage.py runserver"
 	@echo "                 then browse http://127.0.0.1:8000/admin/"
 
-test: setup
+test: setup $(VENV)/.browser-deps
 	$(VENV)/bin/pytest
 
 lint: setup

@@ -236,6 +236,9 @@ class RecordingEvent(models.Model):
         return f"{self.recording_id}: {self.from_state or '-'} → {self.to_state} by {self.actor}"
 
 
+from django.conf import settings  # noqa: E402
+from django.core.exceptions import ValidationError  # noqa: E402
+
 from recordings.vicidial import (  # noqa: E402,F401  (register VICIdial's unmanaged models with this app)
     RecordingLog,
     VicidialCampaign,
@@ -245,3 +248,54 @@ from recordings.vicidial import (  # noqa: E402,F401  (register VICIdial's unman
     VicidialLog,
     VicidialUser,
 )
+
+
+class AccessEvent(models.Model):
+    """Append-only access log: every play, download, VICIdial-link open and evidence export of a recording.
+
+    Written by the playback views and the evidence export, shown read-only to the Auditor, and included in
+    evidence packages. Like retention's DeletionCertificate it is never changed or deleted: save() refuses
+    updates, delete() refuses, and the admin has no add, change or delete. IP and user agent are what the
+    web server saw (REMOTE_ADDR; a proxy's X-Forwarded-For is not trusted).
+    """
+
+    class Action(models.TextChoices):
+        PLAY = "play", "Played"
+        DOWNLOAD = "download", "Downloaded"
+        LINK = "link", "Opened through a VICIdial link"
+        EXPORT = "export", "Exported as evidence"
+
+    recording = models.ForeignKey(Recording, on_delete=models.PROTECT, related_name="access_events")
+    action = models.CharField(max_length=10, choices=Action.choices)
+    at = models.DateTimeField(default=clock.now)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    username = models.CharField(max_length=200, help_text="Who: the user, or the command and OS user.")
+    ip = models.GenericIPAddressField(null=True, blank=True)
+    user_agent = models.CharField(max_length=300, blank=True)
+    detail = models.CharField(max_length=300, blank=True, help_text="How it was served, or which export.")
+
+    class Meta:
+        ordering = ["-at", "-id"]
+        indexes = [
+            # the recording page and evidence exports: "access to recording R, newest first"
+            models.Index(fields=["recording", "at"], name="access_rec_at_idx"),
+            # the Auditor's list: "all access, newest first", filtered by time
+            models.Index(fields=["at"], name="access_at_idx"),
+        ]
+        permissions = [
+            ("play_recording", "Can play and download recordings"),
+            ("export_evidence", "Can export evidence packages"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.username} {self.action} recording {self.recording_id} at {self.at:%Y-%m-%d %H:%M:%S}"
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        if self.pk is not None:
+            raise ValidationError("Access events are permanent and cannot be changed.")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args: Any, **kwargs: Any) -> Any:
+        raise ValidationError("Access events are permanent and cannot be deleted.")

@@ -41,12 +41,11 @@ from botocore.config import Config
 from botocore.exceptions import (
     BotoCoreError,
     ClientError,
-    ConnectTimeoutError,
-    EndpointConnectionError,
+    HTTPClientError,
     NoCredentialsError,
     PartialCredentialsError,
-    ReadTimeoutError,
 )
+from botocore.exceptions import ConnectionError as BotoConnectionError
 
 CHUNK = 1024 * 1024
 # Single-part uploads only: above this size S3 and R2 refuse a single PUT (R2: 4.995 GiB).
@@ -170,6 +169,8 @@ class ArchiveTarget(Protocol):
     def delete(self, objects: Iterable[tuple[str, str]]) -> DeleteResult: ...
 
     def presigned_url(self, key: str, *, expires: int) -> str | None: ...
+
+    def iter_object(self, key: str, version_id: str = "") -> Iterator[bytes]: ...
 
     def set_legal_hold(self, key: str, version_id: str, on: bool) -> bool: ...
 
@@ -354,7 +355,9 @@ def _storage_error(exc: Exception, *, action: str, bucket: str) -> StorageError:
             permanent=False,
             code="NoCredentials",
         )
-    if isinstance(exc, (EndpointConnectionError, ConnectTimeoutError, ReadTimeoutError)):
+    # Every network-level failure: refused or timed-out connects, read timeouts, a connection closed before
+    # the answer (ConnectionClosedError), TLS errors.
+    if isinstance(exc, (BotoConnectionError, HTTPClientError)):
         return StorageError(
             f"could not reach the storage endpoint while trying to {action} ({type(exc).__name__}): check "
             "VICIREC_S3_ENDPOINT_URL and the network; the next run retries.",
@@ -477,23 +480,25 @@ class S3Target:
             detail=detail,
         )
 
-    def _rehash(self, key: str, version_id: str = "") -> tuple[str, int]:
-        """Stream the object and return (sha256 hex, byte count) of what the server sends."""
+    def iter_object(self, key: str, version_id: str = "") -> Iterator[bytes]:
+        """Stream the object's bytes as the server sends them (never held whole in memory)."""
         extra = {"VersionId": version_id} if version_id else {}
-        digest = hashlib.sha256()
-        count = 0
         try:
             body = self.client.get_object(Bucket=self.bucket, Key=key, **extra)["Body"]
             try:
-                for chunk in body.iter_chunks(CHUNK):
-                    digest.update(chunk)
-                    count += len(chunk)
+                yield from body.iter_chunks(CHUNK)
             finally:
                 body.close()
-        except ClientError as exc:
-            raise _storage_error(exc, action=f"download {key} to re-hash it", bucket=self.bucket) from exc
-        except BotoCoreError as exc:
-            raise _storage_error(exc, action=f"download {key} to re-hash it", bucket=self.bucket) from exc
+        except (ClientError, BotoCoreError) as exc:
+            raise _storage_error(exc, action=f"download {key}", bucket=self.bucket) from exc
+
+    def _rehash(self, key: str, version_id: str = "") -> tuple[str, int]:
+        """Stream the object and return (sha256 hex, byte count) of what the server sends."""
+        digest = hashlib.sha256()
+        count = 0
+        for chunk in self.iter_object(key, version_id):
+            digest.update(chunk)
+            count += len(chunk)
         return digest.hexdigest(), count
 
     def delete(self, objects: Iterable[tuple[str, str]]) -> DeleteResult:
@@ -693,6 +698,14 @@ class FilesystemTarget:
 
     def presigned_url(self, key: str, *, expires: int) -> str | None:
         return None
+
+    def iter_object(self, key: str, version_id: str = "") -> Iterator[bytes]:
+        try:
+            with self._path(key).open("rb") as handle:
+                while chunk := handle.read(CHUNK):
+                    yield chunk
+        except OSError as exc:
+            raise StorageError(f"cannot read {key} from the archive folder: {exc.strerror}", permanent=False) from exc
 
     def set_legal_hold(self, key: str, version_id: str, on: bool) -> bool:
         return False

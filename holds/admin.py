@@ -1,0 +1,325 @@
+"""Cases and legal holds in the admin. Holds are placed and released only through holds.actions
+(place_hold / release_hold), which write the history, check the release permission and set the bucket's
+own legal hold; nothing here edits a hold's row directly."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from django import forms
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db.models import Count, Max, Min, Q, QuerySet, Sum
+from django.db.models.functions import Coalesce
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import get_object_or_404
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from simple_history.admin import SimpleHistoryAdmin
+
+from holds.actions import Actor, place_hold, release_hold
+from holds.models import Case, LegalHold
+from recordings.admin import EXPORT_PERMISSION, HOLD_PERMISSION, PlaceHoldForm, ReadOnlyHistoryMixin, export_response
+from recordings.export import evidence_recordings
+from recordings.models import Recording
+
+RELEASE_PERMISSION = "holds.release_legalhold"
+
+
+class ListField(forms.CharField):
+    """A JSON list edited as text: values separated by commas, spaces or new lines."""
+
+    def __init__(self, *, integers: bool = False, **kwargs: Any) -> None:
+        self.integers = integers
+        kwargs.setdefault("required", False)
+        kwargs.setdefault("widget", forms.Textarea(attrs={"rows": 2, "cols": 60}))
+        super().__init__(**kwargs)
+
+    def prepare_value(self, value: Any) -> Any:
+        if isinstance(value, list):
+            return ", ".join(str(v) for v in value)
+        return value
+
+    def to_python(self, value: Any) -> list[Any]:  # type: ignore[override]
+        if isinstance(value, list):
+            return value
+        items = [v for v in re.split(r"[\s,;]+", value or "") if v]
+        if self.integers:
+            bad = [v for v in items if not v.isdigit()]
+            if bad:
+                raise ValidationError(f"Not a number: {', '.join(bad[:5])}")
+            return [int(v) for v in items]
+        return items
+
+
+class CaseForm(forms.ModelForm):
+    phone_numbers = ListField(help_text="Phone numbers, as VICIdial stores them (e.g. 3125551212).")
+    lead_ids = ListField(integers=True, help_text="VICIdial lead ids.")
+    agents = ListField(help_text="VICIdial user ids of agents.")
+
+    class Meta:
+        model = Case
+        fields = [
+            "name",
+            "external_reference",
+            "description",
+            "phone_numbers",
+            "lead_ids",
+            "agents",
+            "campaigns",
+            "calls_from",
+            "calls_until",
+            "recordings",
+        ]
+
+
+def case_preview(case: Case) -> dict[str, Any]:
+    """What a case covers now: count, bytes, call date span, already deleted, already held."""
+    matching = Recording.objects.filter(case.condition())
+    totals = matching.aggregate(
+        n=Count("pk"),
+        bytes=Coalesce(Sum(Coalesce("stored_size", "original_size")), 0),
+        first=Min("start_time"),
+        last=Max("start_time"),
+        expired=Count("pk", filter=Q(state=Recording.State.EXPIRED)),
+    )
+    totals["held"] = matching.held().count() if totals["n"] else 0
+    return totals
+
+
+@admin.register(Case)
+class CaseAdmin(ReadOnlyHistoryMixin, SimpleHistoryAdmin):
+    form = CaseForm
+    list_display = ("name", "external_reference", "created_at", "active_holds")
+    search_fields = ("name", "external_reference")
+    raw_id_fields = ("recordings",)
+    filter_horizontal = ("campaigns",)
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet:
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(n_active_holds=Count("holds", filter=Q(holds__released_at__isnull=True)))
+        )
+
+    @admin.display(description="active holds", ordering="n_active_holds")
+    def active_holds(self, obj: Case) -> int:
+        return getattr(obj, "n_active_holds", 0)
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False  # a case is part of the record; close it by releasing its holds
+
+    def save_model(self, request: HttpRequest, obj: Case, form: Any, change: bool) -> None:
+        if not change:
+            obj.created_by = request.user  # type: ignore[assignment]
+        obj._change_reason = "case changed in the admin" if change else "case opened in the admin"  # type: ignore[attr-defined]
+        super().save_model(request, obj, form, change)
+
+    def get_urls(self) -> list[Any]:
+        wrap = self.admin_site.admin_view
+        return [
+            path("<path:object_id>/hold/", wrap(self.hold_view), name="holds_case_hold"),
+            path("<path:object_id>/export/", wrap(self.export_view), name="holds_case_export"),
+            *super().get_urls(),
+        ]
+
+    def change_view(
+        self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
+        case = Case.objects.filter(pk=object_id).first() if str(object_id).isdigit() else None
+        if case is not None and self.has_view_permission(request, case):
+            extra_context = {
+                **(extra_context or {}),
+                "preview": case_preview(case),
+                "case_holds": list(case.holds.order_by("-placed_at")[:20]),
+                "recordings_url": reverse("admin:recordings_recording_changelist") + f"?case={case.pk}",
+                "can_hold": request.user.has_perm(HOLD_PERMISSION),
+                "hold_form": PlaceHoldForm(),
+                "hold_url": reverse("admin:holds_case_hold", args=[case.pk]),
+                "can_export": request.user.has_perm(EXPORT_PERMISSION),
+                "export_url": reverse("admin:holds_case_export", args=[case.pk]),
+            }
+        return super().change_view(request, object_id, form_url, extra_context)
+
+    def hold_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        if not request.user.has_perm(HOLD_PERMISSION):
+            raise PermissionDenied("Placing a legal hold needs the 'Can add legal hold' permission.")
+        case = get_object_or_404(Case, pk=object_id)
+        back = reverse("admin:holds_case_change", args=[case.pk])
+        if request.method != "POST":
+            return HttpResponseRedirect(back)
+        form = PlaceHoldForm(request.POST)
+        if not form.is_valid():
+            self.message_user(request, "A legal hold needs a reason: nothing was placed.", messages.ERROR)
+            return HttpResponseRedirect(back)
+        hold = place_hold(reason=form.cleaned_data["reason"], actor=Actor.person(request.user), case=case)
+        self.message_user(request, f"{hold} placed.", messages.SUCCESS)
+        return HttpResponseRedirect(back)
+
+    def export_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        if not request.user.has_perm(EXPORT_PERMISSION):
+            raise PermissionDenied("Exporting evidence needs the 'Can export evidence packages' permission.")
+        case = get_object_or_404(Case, pk=object_id)
+        if request.method != "POST":
+            return HttpResponseRedirect(reverse("admin:holds_case_change", args=[case.pk]))
+        return export_response(request, evidence_recordings(case=case), f"case {case}")
+
+
+class HoldForm(forms.ModelForm):
+    """Placing a hold: one scope, its target, and a reason. Saved through holds.actions.place_hold."""
+
+    class Meta:
+        model = LegalHold
+        fields = ["scope", "case", "campaign", "recordings", "reason"]
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        scope = data.get("scope")
+        if not (data.get("reason") or "").strip():
+            self.add_error("reason", "A legal hold needs a reason.")
+        if scope == LegalHold.Scope.CASE and not data.get("case"):
+            self.add_error("case", "A case hold names its case.")
+        if scope == LegalHold.Scope.CAMPAIGN and not data.get("campaign"):
+            self.add_error("campaign", "A campaign hold names its campaign.")
+        if scope == LegalHold.Scope.RECORDINGS and not data.get("recordings"):
+            self.add_error("recordings", "Pick the recordings this hold covers.")
+        return data
+
+
+class ActiveFilter(admin.SimpleListFilter):
+    title = "status"
+    parameter_name = "status"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [("active", "Active"), ("released", "Released")]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
+        if self.value() == "active":
+            return queryset.filter(released_at__isnull=True)
+        if self.value() == "released":
+            return queryset.filter(released_at__isnull=False)
+        return queryset
+
+
+class ReleaseForm(forms.Form):
+    reason = forms.CharField(widget=forms.Textarea(attrs={"rows": 3, "cols": 60}), help_text="Why it is released.")
+
+
+@admin.register(LegalHold)
+class LegalHoldAdmin(ReadOnlyHistoryMixin, SimpleHistoryAdmin):
+    form = HoldForm
+    list_display = ("id", "scope", "target", "short_reason", "placed_at", "placed_by_name", "status")
+    list_filter = (ActiveFilter, "scope")
+    list_select_related = ("case", "campaign")
+    search_fields = ("reason", "case__name", "=campaign__campaign_id")
+    raw_id_fields = ("recordings",)
+    readonly_fields = (
+        "placed_at",
+        "placed_by_name",
+        "released_at",
+        "released_by_name",
+        "release_reason",
+    )
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False  # a hold is placed or released, never edited
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def get_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
+        if obj is None:
+            return ["scope", "case", "campaign", "recordings", "reason"]
+        return ["scope", "case", "campaign", "reason", *self.readonly_fields]
+
+    @admin.display(description="covers")
+    def target(self, obj: LegalHold) -> str:
+        if obj.scope == LegalHold.Scope.CASE:
+            return f"case {obj.case}"
+        if obj.scope == LegalHold.Scope.CAMPAIGN:
+            return f"campaign {obj.campaign}"
+        return "recordings picked by hand"
+
+    @admin.display(description="reason")
+    def short_reason(self, obj: LegalHold) -> str:
+        return obj.reason if len(obj.reason) <= 80 else obj.reason[:79] + "…"
+
+    @admin.display(description="status", ordering="released_at")
+    def status(self, obj: LegalHold) -> str:
+        return f"released {obj.released_at:%Y-%m-%d}" if obj.released_at else "active"
+
+    def save_model(self, request: HttpRequest, obj: LegalHold, form: Any, change: bool) -> None:
+        if change:
+            raise PermissionDenied("Holds are not edited; release one and place another.")
+        data = form.cleaned_data
+        scope = data["scope"]
+        hold = place_hold(
+            reason=data["reason"],
+            actor=Actor.person(request.user),
+            recording_ids=[r.pk for r in data["recordings"]] if scope == LegalHold.Scope.RECORDINGS else (),
+            case=data["case"] if scope == LegalHold.Scope.CASE else None,
+            campaign=data["campaign"] if scope == LegalHold.Scope.CAMPAIGN else None,
+        )
+        obj.pk = hold.pk
+        obj._state.adding = False
+
+    def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
+        pass  # place_hold already attached the recordings
+
+    def get_urls(self) -> list[Any]:
+        wrap = self.admin_site.admin_view
+        return [
+            path("<path:object_id>/release/", wrap(self.release_view), name="holds_legalhold_release"),
+            path("<path:object_id>/export/", wrap(self.export_view), name="holds_legalhold_export"),
+            *super().get_urls(),
+        ]
+
+    def change_view(
+        self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
+        hold = LegalHold.objects.filter(pk=object_id).first() if str(object_id).isdigit() else None
+        if hold is not None and self.has_view_permission(request, hold):
+            covered = Recording.objects.filter(hold.condition())
+            extra_context = {
+                **(extra_context or {}),
+                "hold": hold,
+                "covered": covered.aggregate(n=Count("pk"), first=Min("start_time"), last=Max("start_time")),
+                "can_release": hold.is_active and request.user.has_perm(RELEASE_PERMISSION),
+                "release_url": reverse("admin:holds_legalhold_release", args=[hold.pk]),
+                "can_export": request.user.has_perm(EXPORT_PERMISSION),
+                "export_url": reverse("admin:holds_legalhold_export", args=[hold.pk]),
+            }
+        return super().change_view(request, object_id, form_url, extra_context)
+
+    def release_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        if not request.user.has_perm(RELEASE_PERMISSION):
+            raise PermissionDenied("Releasing a legal hold needs the 'Can release legal holds' permission.")
+        hold = get_object_or_404(LegalHold, pk=object_id)
+        back = reverse("admin:holds_legalhold_change", args=[hold.pk])
+        form = ReleaseForm(request.POST if request.method == "POST" else None)
+        if form.is_valid():
+            try:
+                release_hold(hold, reason=form.cleaned_data["reason"], actor=Actor.person(request.user))
+            except ValidationError as exc:
+                self.message_user(request, "; ".join(exc.messages), messages.ERROR)
+            else:
+                self.message_user(request, f"{hold} released.", messages.SUCCESS)
+            return HttpResponseRedirect(back)
+        context = {
+            **self.admin_site.each_context(request),
+            "title": f"Release {hold}",
+            "opts": self.model._meta,
+            "hold": hold,
+            "form": form,
+            "back": back,
+        }
+        return TemplateResponse(request, "admin/holds/legalhold/release.html", context)
+
+    def export_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        if not request.user.has_perm(EXPORT_PERMISSION):
+            raise PermissionDenied("Exporting evidence needs the 'Can export evidence packages' permission.")
+        hold = get_object_or_404(LegalHold.objects.select_related("case"), pk=object_id)
+        if request.method != "POST":
+            return HttpResponseRedirect(reverse("admin:holds_legalhold_change", args=[hold.pk]))
+        return export_response(request, evidence_recordings(hold=hold), str(hold))

@@ -1,0 +1,391 @@
+"""The compliance desk's recordings pages: search among millions, the detail page, playback, holds, export.
+
+Fast at any size: no full COUNT(*) (BoundedPaginator counts at most CAP rows of a filtered list, and
+show_full_result_count is off), search is exact matches on indexed columns (phone, lead, recording id,
+agent, filename) instead of LIKE scans, campaigns come with one join, and "held" is one expression over
+the page's rows. Nothing here is editable: recordings change only through the pipeline's domain functions.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from django import forms
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.paginator import Paginator
+from django.db.models import BooleanField, ExpressionWrapper, Q, QuerySet
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, StreamingHttpResponse
+from django.shortcuts import get_object_or_404
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils.functional import cached_property
+from simple_history.admin import SimpleHistoryAdmin
+
+from holds.actions import Actor, place_hold
+from holds.models import Case, held_condition
+from recordings import views
+from recordings.export import Accessor, EvidenceExport, evidence_recordings
+from recordings.models import AccessEvent, Campaign, Recording, RecordingEvent
+from vicirec import clock
+
+EXPORT_PERMISSION = "recordings.export_evidence"
+HOLD_PERMISSION = "holds.add_legalhold"
+ACTION_LIMIT = 5000  # recordings one admin action may take; larger sets go through a case
+
+
+class BoundedPaginator(Paginator):
+    """Counts at most CAP rows (SELECT COUNT(*) FROM (… LIMIT CAP)); pages beyond that need a narrower search."""
+
+    CAP = 10_000
+
+    @cached_property
+    def count(self) -> int:
+        return self.object_list[: self.CAP].count()
+
+
+class ReadOnlyHistoryMixin:
+    """History pages for reading only: no revert button, and a POST to a history page is refused."""
+
+    def revert_disabled(self, request: HttpRequest, obj: Any = None) -> bool:
+        return True
+
+    def history_form_view(self, request: HttpRequest, object_id: str, version_id: str, extra_context: Any = None):  # type: ignore[no-untyped-def]
+        if request.method == "POST":
+            raise PermissionDenied("History is read-only.")
+        return super().history_form_view(request, object_id, version_id, extra_context)  # type: ignore[misc]
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+def search_condition(term: str) -> Q | None:
+    """Exact, indexed matches for one search term; ``phone:``, ``lead:``, ``agent:``, ``id:``, ``file:`` narrow it.
+
+    Digits match a phone number (also without a leading US "1"), a recording id or a lead id; anything else
+    matches an agent or a filename (VICIdial link forms like ``MP3/NAME-all.mp3`` included).
+    """
+    term = term.strip()
+    if not term:
+        return None
+    field, _, value = term.partition(":")
+    field = field.lower().strip()
+    if value and field in {"phone", "lead", "agent", "id", "file"}:
+        value = value.strip()
+        digits = re.sub(r"\D", "", value)
+        if field == "phone":
+            return _phone(digits)
+        if field == "agent":
+            return Q(agent=value)
+        if field == "file":
+            return Q(filename__in=views.link_candidates(value))
+        if not digits or len(digits) > 18:
+            return Q(pk__in=[])
+        return Q(lead_id=int(digits)) if field == "lead" else Q(pk=int(digits))
+    digits = re.sub(r"[\s()+.-]", "", term)
+    condition = Q(agent=term) | Q(filename__in=views.link_candidates(term))
+    if digits.isdigit() and len(digits) <= 18:
+        number = int(digits)
+        condition |= _phone(digits) | Q(pk=number) | Q(lead_id=number)
+    return condition
+
+
+def _phone(digits: str) -> Q:
+    numbers = {digits}
+    if len(digits) == 11 and digits.startswith("1"):
+        numbers.add(digits[1:])
+    return Q(phone_number__in=sorted(numbers)) if digits else Q(pk__in=[])
+
+
+class HeldFilter(admin.SimpleListFilter):
+    title = "legal hold"
+    parameter_name = "held"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [("yes", "Held"), ("no", "Not held")]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
+        if self.value() == "yes":
+            return queryset.held()  # type: ignore[attr-defined]
+        if self.value() == "no":
+            return queryset.not_held()  # type: ignore[attr-defined]
+        return queryset
+
+
+class CaseFilter(admin.SimpleListFilter):
+    """Recordings of one case (picked by hand or matching its criteria); linked from the case page."""
+
+    title = "case"
+    parameter_name = "case"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [(str(pk), name) for pk, name in Case.objects.order_by("-created_at").values_list("pk", "name")[:50]]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
+        if not self.value():
+            return queryset
+        case = Case.objects.filter(pk=self.value()).first() if str(self.value()).isdigit() else None
+        return queryset.filter(case.condition()) if case else queryset.none()
+
+
+class PlaceHoldForm(forms.Form):
+    reason = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 3, "cols": 60}),
+        help_text="Why: the matter, request or complaint (kept in the hold's history).",
+    )
+
+    def clean_reason(self) -> str:
+        reason = self.cleaned_data["reason"].strip()
+        if not reason:
+            raise ValidationError("A legal hold needs a reason.")
+        return reason
+
+
+def export_response(request: HttpRequest, recordings: QuerySet, scope: str) -> StreamingHttpResponse:
+    """Stream an evidence package; the access is logged before the first byte."""
+    export = EvidenceExport(recordings, who=Accessor.from_request(request), scope=scope, now=clock.now())
+    response = StreamingHttpResponse(export.stream(), content_type="application/zip")
+    response["Content-Disposition"] = f'attachment; filename="{export.filename}"'
+    response["Cache-Control"] = "private, no-store"
+    return response
+
+
+@admin.register(Campaign)
+class CampaignAdmin(ReadOnlyHistoryMixin, SimpleHistoryAdmin, ReadOnlyAdmin):
+    list_display = ("campaign_id", "name", "kind", "active", "policy_link")
+    list_filter = ("kind", "active")
+    search_fields = ("=campaign_id", "name")
+    list_select_related = ("policy",)
+
+    @admin.display(description="retention policy")
+    def policy_link(self, obj: Campaign) -> str:
+        policy = getattr(obj, "policy", None)
+        return f"{policy.retain_days} days ({policy.klass.label})" if policy else "default policy"
+
+
+@admin.register(Recording)
+class RecordingAdmin(ReadOnlyHistoryMixin, SimpleHistoryAdmin, ReadOnlyAdmin):
+    list_display = (
+        "recording_id",
+        "start_time",
+        "campaign",
+        "phone_number",
+        "agent",
+        "length_in_sec",
+        "state",
+        "held",
+    )
+    list_display_links = ("recording_id",)
+    list_filter = (HeldFilter, "state", ("start_time", admin.DateFieldListFilter), "campaign", CaseFilter)
+    list_select_related = ("campaign",)
+    search_fields = ("phone_number",)  # shows the search box; get_search_results does the matching
+    search_help_text = (
+        "Exact match on phone number, lead id, recording id, agent or filename "
+        "(or narrow it: phone:3125551212, lead:501, agent:1001, id:1001, file:NAME)."
+    )
+    sortable_by = ("recording_id", "start_time")
+    show_full_result_count = False
+    paginator = BoundedPaginator
+    list_per_page = 50
+    actions = ["place_hold_action", "export_action"]
+    fieldsets = (
+        (
+            "Call",
+            {
+                "fields": (
+                    ("recording_id", "start_time", "length_in_sec"),
+                    ("campaign", "direction"),
+                    ("phone_number", "lead_id", "agent"),
+                    ("server_ip", "channel", "extension"),
+                    ("filename", "vicidial_id"),
+                    "vicidial_location",
+                )
+            },
+        ),
+        (
+            "Pipeline",
+            {"fields": (("state", "state_changed_at", "cataloged_at"), ("attempts", "next_attempt_at"), "error")},
+        ),
+    )
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet:
+        # "held" for the rows of a page: one boolean expression evaluated with the page's SELECT.
+        return super().get_queryset(request).annotate(is_held=ExpressionWrapper(held_condition(), BooleanField()))
+
+    def get_search_results(self, request: HttpRequest, queryset: QuerySet, search_term: str) -> tuple[QuerySet, bool]:
+        condition = search_condition(search_term)
+        return (queryset.filter(condition) if condition is not None else queryset), False
+
+    @admin.display(boolean=True, description="held")
+    def held(self, obj: Recording) -> bool:
+        return bool(getattr(obj, "is_held", False))
+
+    # --- permissions of the desk's own actions -------------------------------------------------
+
+    def has_place_hold_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm(HOLD_PERMISSION)
+
+    def has_export_evidence_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm(EXPORT_PERMISSION)
+
+    def _bounded_ids(self, request: HttpRequest, queryset: QuerySet) -> list[int] | None:
+        ids = list(queryset.order_by("pk").values_list("pk", flat=True)[: ACTION_LIMIT + 1])
+        if len(ids) > ACTION_LIMIT:
+            self.message_user(
+                request,
+                f"More than {ACTION_LIMIT} recordings are selected. Describe them as a case (phone numbers, "
+                "leads, agents, dates) and hold or export the case instead.",
+                messages.ERROR,
+            )
+            return None
+        return ids
+
+    @admin.action(description="Place a legal hold on the selected recordings", permissions=["place_hold"])
+    def place_hold_action(self, request: HttpRequest, queryset: QuerySet) -> HttpResponse | None:
+        ids = self._bounded_ids(request, queryset)
+        if ids is None:
+            return None
+        form = PlaceHoldForm(request.POST if "apply" in request.POST else None)
+        if form.is_valid():
+            try:
+                hold = place_hold(
+                    reason=form.cleaned_data["reason"], actor=Actor.person(request.user), recording_ids=ids
+                )
+            except ValidationError as exc:
+                self.message_user(request, "; ".join(exc.messages), messages.ERROR)
+                return None
+            self.message_user(request, f"{hold} placed on {len(ids)} recording(s).", messages.SUCCESS)
+            return None
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Place a legal hold",
+            "opts": self.model._meta,
+            "form": form,
+            "ids": ids,
+            "count": len(ids),
+            "select_across": request.POST.get("select_across", "0"),
+            "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME,
+        }
+        return TemplateResponse(request, "admin/recordings/recording/place_hold.html", context)
+
+    @admin.action(description="Export evidence for the selected recordings", permissions=["export_evidence"])
+    def export_action(self, request: HttpRequest, queryset: QuerySet) -> HttpResponse | None:
+        ids = self._bounded_ids(request, queryset)
+        if ids is None:
+            return None
+        scope = f"{len(ids)} recordings selected in the admin"
+        return export_response(request, evidence_recordings(recording_ids=ids), scope)
+
+    # --- the detail page and its views -----------------------------------------------------------
+
+    def get_urls(self) -> list[Any]:
+        wrap = self.admin_site.admin_view
+        return [
+            path("<path:object_id>/play/", wrap(views.play), name="recordings_recording_play"),
+            path("<path:object_id>/hold/", wrap(self.hold_view), name="recordings_recording_hold"),
+            path("<path:object_id>/export/", wrap(self.export_view), name="recordings_recording_export"),
+            *super().get_urls(),
+        ]
+
+    def hold_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        if not request.user.has_perm(HOLD_PERMISSION):
+            raise PermissionDenied("Placing a legal hold needs the 'Can add legal hold' permission.")
+        recording = get_object_or_404(Recording, pk=object_id)
+        back = reverse("admin:recordings_recording_change", args=[recording.pk])
+        if request.method != "POST":
+            return HttpResponseRedirect(back)
+        form = PlaceHoldForm(request.POST)
+        if not form.is_valid():
+            self.message_user(request, "A legal hold needs a reason: nothing was placed.", messages.ERROR)
+            return HttpResponseRedirect(back)
+        hold = place_hold(
+            reason=form.cleaned_data["reason"], actor=Actor.person(request.user), recording_ids=[recording.pk]
+        )
+        self.message_user(request, f"{hold} placed on {recording}.", messages.SUCCESS)
+        return HttpResponseRedirect(back)
+
+    def export_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        if not request.user.has_perm(EXPORT_PERMISSION):
+            raise PermissionDenied("Exporting evidence needs the 'Can export evidence packages' permission.")
+        recording = get_object_or_404(Recording, pk=object_id)
+        if request.method != "POST":
+            return HttpResponseRedirect(reverse("admin:recordings_recording_change", args=[recording.pk]))
+        return export_response(request, evidence_recordings(recording_ids=[recording.pk]), f"recording {recording.pk}")
+
+    def change_view(
+        self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
+        recording = Recording.objects.select_related("campaign", "certificate").filter(pk=object_id).first()
+        if recording is not None and self.has_view_permission(request, recording):
+            extra_context = {**(extra_context or {}), **self.detail_context(request, recording)}
+        return super().change_view(request, object_id, form_url, extra_context)
+
+    def detail_context(self, request: HttpRequest, recording: Recording) -> dict[str, Any]:
+        user = request.user
+        expiry = recording.expiry()
+        stored = recording.state in (Recording.State.ARCHIVED, Recording.State.CLEARED) and recording.object_key
+        local = recording.state in Recording.LOCAL_STATES and recording.local_path
+        can_play = user.has_perm(views.PLAY_PERMISSION) and bool(stored or local)
+        return {
+            "recording": recording,
+            "expiry": expiry,
+            "expiry_text": expiry.explain(),
+            "stored": stored,
+            "local": local,
+            "certificate": getattr(recording, "certificate", None),
+            "cases": list(Case.objects.filter(recordings=recording).order_by("name")[:50]),
+            "events": list(RecordingEvent.objects.filter(recording=recording).order_by("at", "id")[:500]),
+            "access_events": (
+                list(AccessEvent.objects.filter(recording=recording).select_related("user")[:100])
+                if user.has_perm("recordings.view_accessevent")
+                else None
+            ),
+            "history": list(recording.history.select_related("history_user").order_by("-history_date")[:50]),
+            "can_play": can_play,
+            "play_url": reverse("admin:recordings_recording_play", args=[recording.pk]),
+            "can_hold": user.has_perm(HOLD_PERMISSION) and recording.state != Recording.State.EXPIRED,
+            "hold_url": reverse("admin:recordings_recording_hold", args=[recording.pk]),
+            "hold_form": PlaceHoldForm(),
+            "can_export": user.has_perm(EXPORT_PERMISSION),
+            "export_url": reverse("admin:recordings_recording_export", args=[recording.pk]),
+        }
+
+
+@admin.register(RecordingEvent)
+class RecordingEventAdmin(ReadOnlyAdmin):
+    """The custody log: every state change of every recording, read-only."""
+
+    list_display = ("at", "recording", "from_state", "to_state", "actor", "detail")
+    list_filter = ("to_state", ("at", admin.DateFieldListFilter))
+    raw_id_fields = ("recording",)
+    search_fields = ("=recording__recording_id",)
+    search_help_text = "Recording id (exact)."
+    show_full_result_count = False
+    paginator = BoundedPaginator
+    sortable_by = ("at",)
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet:
+        return super().get_queryset(request).order_by("-at", "-id")
+
+
+@admin.register(AccessEvent)
+class AccessEventAdmin(ReadOnlyAdmin):
+    """Who played, downloaded, opened or exported which recording, when and from where. Nobody edits it."""
+
+    list_display = ("at", "username", "action", "recording", "ip", "detail")
+    list_filter = ("action", ("at", admin.DateFieldListFilter))
+    raw_id_fields = ("recording", "user")
+    search_fields = ("=recording__recording_id", "=username")
+    search_help_text = "Recording id or user name (exact)."
+    show_full_result_count = False
+    paginator = BoundedPaginator
+    sortable_by = ("at",)

@@ -1,0 +1,280 @@
+"""Views of the compliance desk outside the model admins: playback, VICIdial's recording links, the dashboard.
+
+Playback and links serve only what the catalog names: a recording's own object key (through a short-lived
+presigned URL, or from the archive folder) or its own local path (through spool.resolve, which refuses
+anything outside the spool folders). Every response that hands out audio first writes an AccessEvent.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from pathlib import PurePosixPath
+from typing import Any
+
+from django.conf import settings
+from django.contrib import admin
+from django.contrib.auth.decorators import login_required
+from django.core.cache import cache
+from django.core.exceptions import PermissionDenied
+from django.db.models import Count, Min, Sum, Value
+from django.db.models.functions import Coalesce, Greatest, TruncMonth
+from django.http import (
+    FileResponse,
+    Http404,
+    HttpRequest,
+    HttpResponse,
+    HttpResponseRedirect,
+    StreamingHttpResponse,
+)
+
+from recordings.export import Accessor, find_copy, log_access
+from recordings.models import AccessEvent, Recording
+from recordings.storage import StorageError
+from vicirec import clock
+
+PLAY_PERMISSION = "recordings.play_recording"
+
+# --- playback ------------------------------------------------------------------------------------
+
+
+def serve_recording(request: HttpRequest, recording: Recording, *, action: str) -> HttpResponse:
+    """Redirect to a presigned URL, or stream the file; log the access first. Caller checks permission."""
+    try:
+        copy = find_copy(recording)
+    except StorageError as exc:
+        return HttpResponse(f"The archive could not be reached: {exc.message}", status=503, content_type="text/plain")
+    if copy is None:
+        raise Http404(f"No copy of recording {recording.pk} can be reached from here (state: {recording.state}).")
+    detail = f"from the {copy.source}"
+    if copy.url:
+        detail += f" through a presigned URL valid {settings.VICIREC_PRESIGN_SECONDS} s"
+    log_access([recording.pk], action=action, who=Accessor.from_request(request), detail=detail)
+    if copy.url:
+        response: HttpResponse = HttpResponseRedirect(copy.url)
+    elif copy.path is None:  # the archive folder: streamed through the storage module
+        response = StreamingHttpResponse(copy.chunks(), content_type=copy.content_type)
+        disposition = "attachment" if action == AccessEvent.Action.DOWNLOAD else "inline"
+        response["Content-Disposition"] = f'{disposition}; filename="{recording.pk}_{copy.name}"'
+    else:
+        response = FileResponse(
+            copy.path.open("rb"),
+            content_type=copy.content_type,
+            as_attachment=action == AccessEvent.Action.DOWNLOAD,
+            filename=f"{recording.pk}_{copy.name}",
+        )
+    response["Cache-Control"] = "private, no-store"
+    return response
+
+
+def play(request: HttpRequest, object_id: str) -> HttpResponse:
+    """/admin/recordings/recording/<id>/play/ (``?download=1`` to download); needs recordings.play_recording."""
+    if not request.user.has_perm(PLAY_PERMISSION):
+        raise PermissionDenied("Playing recordings needs the 'Can play and download recordings' permission.")
+    try:
+        recording = Recording.objects.get(pk=int(object_id))
+    except (ValueError, Recording.DoesNotExist):
+        raise Http404("No such recording.")
+    action = AccessEvent.Action.DOWNLOAD if request.GET.get("download") else AccessEvent.Action.PLAY
+    return serve_recording(request, recording, action=action)
+
+
+# --- VICIdial's links ------------------------------------------------------------------------------
+
+_SUFFIXES = ("-all", "-in", "-out")
+
+
+def link_candidates(path: str) -> list[str]:
+    """Catalog filenames a VICIdial recording URL path may stand for (MP3/NAME-all.mp3 → NAME-all, NAME)."""
+    name = PurePosixPath(path).name
+    stem = name.rsplit(".", 1)[0] if "." in name else name
+    names = [stem]
+    for suffix in _SUFFIXES:
+        if stem.endswith(suffix) and len(stem) > len(suffix):
+            names.append(stem[: -len(suffix)])
+    return [n for n in names if n]
+
+
+@login_required(login_url="admin:login")
+def vicidial_link(request: HttpRequest, path: str) -> HttpResponse:
+    """/RECORDINGS/<path>: the URL VICIdial's screens show (recording_log.location), served from the catalog.
+
+    The path only picks a catalog entry by filename (an indexed lookup); the bytes served are that
+    recording's own copy, so no file outside the catalog can be reached through this route.
+    """
+    if not request.user.has_perm(PLAY_PERMISSION):
+        raise PermissionDenied("Playing recordings needs the 'Can play and download recordings' permission.")
+    matches = list(Recording.objects.filter(filename__in=link_candidates(path)).order_by("-pk")[:20])
+    if not matches:
+        raise Http404("No recording in the catalog has this file name.")
+    exact = [r for r in matches if r.vicidial_location.endswith(f"/RECORDINGS/{path}")]
+    return serve_recording(request, (exact or matches)[0], action=AccessEvent.Action.LINK)
+
+
+# --- the dashboard ---------------------------------------------------------------------------------
+
+GIB = 1024**3
+PRICE_DEFAULTS = {
+    # USD per GB-month, list prices: Cloudflare R2 Standard; AWS S3 us-east-1, first 50 TB.
+    "VICIREC_PRICE_R2_GB_MONTH": 0.015,
+    "VICIREC_PRICE_S3_STANDARD_GB_MONTH": 0.023,
+    "VICIREC_PRICE_S3_STANDARD_IA_GB_MONTH": 0.0125,
+    "VICIREC_PRICE_S3_GLACIER_IR_GB_MONTH": 0.004,
+}
+MIN_BILLABLE_OBJECT = 128 * 1024  # S3 Standard-IA and Glacier Instant Retrieval bill small objects as 128 KB
+
+
+def price(name: str) -> float:
+    return float(getattr(settings, name, PRICE_DEFAULTS[name]))
+
+
+def _month_starts(now: datetime, months: int) -> list[datetime]:
+    first = now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    starts = [first]
+    for _ in range(months - 1):
+        starts.append((starts[-1] - timedelta(days=1)).replace(day=1))
+    return list(reversed(starts))
+
+
+def _chart(now: datetime, stored_now: int, months: int = 12) -> dict[str, Any]:
+    """Bytes in the bucket at the end of each of the last ``months`` months, from two grouped queries."""
+    starts = _month_starts(now, months)
+    since = starts[0]
+    uploaded = dict(
+        Recording.objects.filter(uploaded_at__gte=since, stored_size__isnull=False)
+        .annotate(month=TruncMonth("uploaded_at"))
+        .order_by()
+        .values_list("month")
+        .annotate(size=Sum("stored_size"))
+    )
+    expired = dict(
+        Recording.objects.filter(expired_at__gte=since, stored_size__isnull=False, state=Recording.State.EXPIRED)
+        .annotate(month=TruncMonth("expired_at"))
+        .order_by()
+        .values_list("month")
+        .annotate(size=Sum("stored_size"))
+    )
+
+    def month_key(value: datetime) -> tuple[int, int]:
+        return (value.year, value.month)
+
+    up = {month_key(k): v or 0 for k, v in uploaded.items() if k}
+    gone = {month_key(k): v or 0 for k, v in expired.items() if k}
+    points = []
+    level = stored_now
+    for start in reversed(starts):  # walk back: the end of a month is now minus what came after it
+        points.append({"label": f"{start:%b %Y}", "short": f"{start:%b}", "bytes": max(level, 0)})
+        key = month_key(start)
+        level = level - up.get(key, 0) + gone.get(key, 0)
+    points.reverse()
+    width, height, pad = 600, 160, 24
+    top = max([p["bytes"] for p in points] + [1])
+    bar = (width - pad) / len(points)
+    for i, p in enumerate(points):
+        h = round((height - pad) * p["bytes"] / top, 1)
+        p.update(x=round(pad + i * bar + 2, 1), w=round(bar - 4, 1), h=h, y=round(height - pad - h, 1))
+        p["tx"] = round(p["x"] + p["w"] / 2, 1)
+    return {"points": points, "width": width, "height": height, "base": height - pad, "top": top}
+
+
+def dashboard_data(now: datetime) -> dict[str, Any]:
+    """Every figure of the admin index; each a grouped query over an index or a short bounded list."""
+    from holds.models import LegalHold
+    from retention.forecast import forecast
+
+    size = Coalesce("stored_size", "original_size")
+    by_state_rows = (
+        Recording.objects.order_by()
+        .values("state")
+        .annotate(n=Count("pk"), size=Coalesce(Sum(size), 0), oldest=Min("start_time"))
+    )
+    by_state = {row["state"]: row for row in by_state_rows}
+    states = [
+        {
+            "state": state,
+            "label": label,
+            "n": by_state.get(state, {}).get("n", 0),
+            "bytes": by_state.get(state, {}).get("size", 0),
+        }
+        for state, label in Recording.State.choices
+    ]
+    local = list(
+        Recording.objects.filter(state__in=Recording.LOCAL_STATES)
+        .order_by()
+        .values("server_ip")
+        .annotate(n=Count("pk"), bytes=Coalesce(Sum("original_size"), 0))
+        .order_by("server_ip")
+    )
+    cloud = Recording.objects.filter(state__in=(Recording.State.ARCHIVED, Recording.State.CLEARED)).aggregate(
+        n=Count("pk"),
+        bytes=Coalesce(Sum("stored_size"), 0),
+        billable_min=Coalesce(Sum(Greatest("stored_size", Value(MIN_BILLABLE_OBJECT))), 0),
+    )
+    stages = []
+    for state, label in (
+        (Recording.State.CAPTURED, "waiting to be archived"),
+        (Recording.State.MISSING, "file not found yet"),
+        (Recording.State.FAILED, "failed, will retry"),
+        (Recording.State.ARCHIVED, "archived, local copy still to clear"),
+    ):
+        row = by_state.get(state, {})
+        oldest = row.get("oldest")
+        stages.append(
+            {
+                "state": state,
+                "label": label,
+                "n": row.get("n", 0),
+                "oldest": oldest,
+                "age_days": round((now - oldest).total_seconds() / 86400, 1) if oldest else None,
+            }
+        )
+    failures = list(
+        Recording.objects.filter(state__in=(Recording.State.FAILED, Recording.State.REJECTED))
+        .exclude(error="")
+        .order_by("-state_changed_at")
+        .values("recording_id", "state", "server_ip", "error", "state_changed_at", "attempts")[:10]
+    )
+    gib = cloud["bytes"] / GIB
+    gib_min = cloud["billable_min"] / GIB
+    bill = [
+        {"name": "Cloudflare R2 Standard (no egress fees)", "rate": price("VICIREC_PRICE_R2_GB_MONTH"), "gib": gib},
+        {"name": "AWS S3 Standard", "rate": price("VICIREC_PRICE_S3_STANDARD_GB_MONTH"), "gib": gib},
+        {
+            "name": "AWS S3 Standard-IA (128 KB minimum per object, 30-day minimum)",
+            "rate": price("VICIREC_PRICE_S3_STANDARD_IA_GB_MONTH"),
+            "gib": gib_min,
+        },
+        {
+            "name": "AWS S3 Glacier Instant Retrieval (128 KB minimum, 90-day minimum)",
+            "rate": price("VICIREC_PRICE_S3_GLACIER_IR_GB_MONTH"),
+            "gib": gib_min,
+        },
+    ]
+    for line in bill:
+        line["monthly"] = round(line["gib"] * line["rate"], 2)
+    return {
+        "as_of": now,
+        "states": states,
+        "total": {"n": sum(s["n"] for s in states), "bytes": sum(s["bytes"] for s in states)},
+        "local": local,
+        "local_bytes": sum(row["bytes"] for row in local),
+        "cloud": cloud,
+        "stages": stages,
+        "failures": failures,
+        "forecast": forecast(now=now)["windows"],
+        "holds": list(LegalHold.objects.active().select_related("case", "campaign")[:10]),
+        "active_holds": LegalHold.objects.active().count(),
+        "bill": bill,
+        "chart": _chart(now, cloud["bytes"]),
+    }
+
+
+def dashboard(request: HttpRequest) -> HttpResponse:
+    """The admin index with the dashboard above the app list (cached: the figures are table-wide)."""
+    seconds = int(getattr(settings, "VICIREC_DASHBOARD_CACHE_SECONDS", 300))
+    key = "vicirec:dashboard"
+    data = None if request.GET.get("refresh") else cache.get(key)
+    if data is None:
+        data = dashboard_data(clock.now())
+        if seconds:
+            cache.set(key, data, seconds)
+    return admin.site.index(request, extra_context={"dashboard": data, "cache_seconds": seconds})

@@ -1,0 +1,156 @@
+"""Retention policies and deletion certificates in the admin.
+
+A policy page shows its record class, the legal minimum and its source, and — before a change that
+shortens retention is saved — the impact of that change (retention.forecast.policy_change_impact): the
+first save shows it, a second save with "I have reviewed the impact" ticked applies it. Shortening
+retention or going below the legal minimum needs retention.approve_policy_override (Legal approver); Ops
+may propose such a change (the preview is the proposal) and save changes that keep recordings as long or
+longer. Every save carries a change reason into the policy's history.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+from django.contrib import admin
+from django.core.exceptions import ValidationError
+from django.db.models import QuerySet
+from django.http import HttpRequest
+from django.template.defaultfilters import filesizeformat
+from simple_history.admin import SimpleHistoryAdmin
+
+from recordings.admin import BoundedPaginator, ReadOnlyAdmin, ReadOnlyHistoryMixin
+from retention.forecast import policy_change_impact
+from retention.models import DeletionCertificate, RetentionPolicy
+from vicirec import clock
+
+APPROVE_PERMISSION = "retention.approve_policy_override"
+
+
+def impact_sentence(impact: dict[str, Any]) -> str:
+    if impact.get("note"):
+        return f"Impact: {impact['note']}."
+    return (
+        f"Impact: {impact['newly_eligible_now']} recording(s) ({filesizeformat(impact['bytes_now'])}) become "
+        f"deletable at once, {impact['held_now']} of them held (kept while held); "
+        f"{impact['eligible_within_90_days']} more ({filesizeformat(impact['bytes_within_90_days'])}) within 90 days."
+    )
+
+
+class PolicyForm(forms.ModelForm):
+    change_reason = forms.CharField(
+        max_length=90, help_text="Why this change (kept in the policy's history, with your name)."
+    )
+    impact_reviewed = forms.BooleanField(
+        required=False, label="I have reviewed the impact", help_text="Needed to save a change that shortens retention."
+    )
+    user: Any = None  # set per request by RetentionPolicyAdmin.get_form
+
+    class Meta:
+        model = RetentionPolicy
+        fields = ["campaign", "record_class", "retain_days", "override_reason", "keep_local_days", "codec"]
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        new_days = data.get("retain_days")
+        if new_days is None:
+            return data
+        old = RetentionPolicy.objects.filter(pk=self.instance.pk).first() if self.instance.pk else None
+        shorter = old is not None and new_days < old.retain_days
+        candidate = RetentionPolicy(retain_days=new_days, record_class=data.get("record_class") or "general")
+        below_floor = candidate.below_floor
+        approver = self.user is not None and self.user.has_perm(APPROVE_PERMISSION)
+        if (shorter or below_floor) and not approver:
+            what = "below the record class's legal minimum" if below_floor else "shorter than now"
+            message = f"Retention {what} needs a Legal approver. Ask one to apply this change" + (
+                f" — {impact_sentence(policy_change_impact(old, new_retain_days=new_days, now=clock.now()))}"
+                if old
+                else "."
+            )
+            raise ValidationError(message)
+        if old is not None and "_preview" in self.data:
+            impact = policy_change_impact(old, new_retain_days=new_days, now=clock.now())
+            self.add_error(None, f"Preview only, nothing saved. {impact_sentence(impact)}")
+        elif shorter and not data.get("impact_reviewed"):
+            assert old is not None
+            impact = policy_change_impact(old, new_retain_days=new_days, now=clock.now())
+            self.add_error(
+                "impact_reviewed",
+                f"{impact_sentence(impact)} Tick “I have reviewed the impact” and save again to apply it.",
+            )
+        return data
+
+
+@admin.register(RetentionPolicy)
+class RetentionPolicyAdmin(ReadOnlyHistoryMixin, SimpleHistoryAdmin):
+    form = PolicyForm
+    list_display = (
+        "__str__",
+        "record_class_label",
+        "legal_minimum",
+        "retain_days",
+        "keep_local_days",
+        "codec",
+        "below",
+    )
+    list_select_related = ("campaign",)
+    raw_id_fields = ("campaign",)
+    readonly_fields = ("legal_minimum", "legal_source")
+    fieldsets = (
+        (None, {"fields": ("campaign", "record_class", ("legal_minimum", "legal_source"))}),
+        ("Retention", {"fields": ("retain_days", "override_reason", "keep_local_days", "codec")}),
+        ("This change", {"fields": ("change_reason", "impact_reviewed")}),
+    )
+
+    def get_fieldsets(self, request: HttpRequest, obj: Any = None) -> Any:
+        if not self.has_change_permission(request, obj) and obj is not None:
+            return self.fieldsets[:2]
+        return self.fieldsets
+
+    def get_form(self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any) -> Any:
+        form = super().get_form(request, obj, change=change, **kwargs)
+        return type(form.__name__, (form,), {"user": request.user})
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    @admin.display(description="record class")
+    def record_class_label(self, obj: RetentionPolicy) -> str:
+        return obj.klass.label
+
+    @admin.display(description="legal minimum")
+    def legal_minimum(self, obj: RetentionPolicy) -> str:
+        if obj.pk is None:
+            return "—"
+        klass = obj.klass
+        return f"{klass.floor_years} years ({klass.floor_days} days)" if klass.floor_years else "none"
+
+    @admin.display(description="source")
+    def legal_source(self, obj: RetentionPolicy) -> str:
+        return obj.klass.source if obj.pk else "—"
+
+    @admin.display(boolean=True, description="below minimum (override)")
+    def below(self, obj: RetentionPolicy) -> bool:
+        return obj.below_floor
+
+    def save_model(self, request: HttpRequest, obj: RetentionPolicy, form: Any, change: bool) -> None:
+        obj._change_reason = form.cleaned_data["change_reason"]  # type: ignore[attr-defined]
+        super().save_model(request, obj, form, change)
+
+
+@admin.register(DeletionCertificate)
+class DeletionCertificateAdmin(ReadOnlyAdmin):
+    """Proof of each defensible deletion: permanent, read-only for everyone."""
+
+    list_display = ("recording", "deleted_at", "run", "cloud_deleted", "local_deleted", "stored_sha256")
+    list_filter = ("cloud_deleted", "local_deleted", ("deleted_at", admin.DateFieldListFilter))
+    raw_id_fields = ("recording",)
+    search_fields = ("=recording__recording_id", "=run")
+    search_help_text = "Recording id or run (exact)."
+    show_full_result_count = False
+    paginator = BoundedPaginator
+    sortable_by = ("deleted_at",)
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet:
+        return super().get_queryset(request).select_related("recording")
