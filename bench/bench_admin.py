@@ -1,0 +1,121 @@
+"""Benchmark: the compliance desk's recordings changelist and a phone search at N catalog rows on MariaDB
+(default 1,000,000). Goal: under one second per page.
+
+Baseline, in the same process: the raw indexed SELECT of the same page (the floor any page pays).
+Usage: .venv/bin/python bench/bench_admin.py [--rows 1000000] [--repeat 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+
+from _setup import django_on_mariadb, peak_rss_mb
+
+NOW = datetime(2026, 11, 20, tzinfo=UTC)
+OWN_DB = "mysql://root@127.0.0.1:3306/vicirec_bench_admin"
+
+
+def populate(rows: int) -> None:
+    from holds.actions import Actor, place_hold
+    from recordings.models import Campaign, Recording
+
+    campaigns = [Campaign.objects.create(kind="outbound", campaign_id=f"C{n}", name=f"Campaign {n}") for n in range(20)]
+    place_hold(reason="bench", actor=Actor.command("bench"), campaign=campaigns[0])
+    batch = []
+    for n in range(rows):
+        batch.append(
+            Recording(
+                recording_id=n + 1,
+                filename=f"20250101-000000_{n}",
+                server_ip=f"10.0.0.{11 + n % 3}",
+                start_time=NOW - timedelta(seconds=n * 30),
+                phone_number=f"312{n % 9_000_000 + 1_000_000:07d}",
+                lead_id=n + 1,
+                agent=f"10{n % 50:02d}",
+                campaign=campaigns[n % 20],
+                state=Recording.State.CLEARED,
+                object_key=f"C{n % 20}/k{n}.mp3",
+                stored_size=200_000,
+                original_size=1_000_000,
+                length_in_sec=60,
+            )
+        )
+        if len(batch) == 10_000:
+            Recording.objects.bulk_create(batch)
+            batch = []
+    Recording.objects.bulk_create(batch)
+
+
+def timed(client, url: str, repeat: int) -> dict[str, float]:  # type: ignore[no-untyped-def]
+    times = []
+    for _ in range(repeat + 1):
+        t0 = time.perf_counter()
+        response = client.get(url)
+        times.append(time.perf_counter() - t0)
+        assert response.status_code == 200, (url, response.status_code)
+    return {"median_s": round(statistics.median(times[1:]), 3), "max_s": round(max(times[1:]), 3)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--json", action="store_true", help="accepted for bench/run.py; JSON is always printed")
+    args = parser.parse_args()
+    os.environ["VICIREC_ALLOWED_HOSTS"] = "testserver"  # Django's test client
+    django_on_mariadb("vicirec_bench_admin_vicidial", own_db=OWN_DB)
+    from django.contrib.auth import get_user_model
+    from django.db import connection
+    from django.test import Client
+
+    t0 = time.perf_counter()
+    populate(args.rows)
+    print(f"populated {args.rows:,} rows in {time.perf_counter() - t0:.0f} s", file=sys.stderr)
+    get_user_model().objects.create_superuser("bench", password="bench-password-1")
+    client = Client()
+    client.login(username="bench", password="bench-password-1")
+    phone = f"312{(args.rows // 2) % 9_000_000 + 1_000_000:07d}"
+    pages = {
+        "changelist": "/admin/recordings/recording/",
+        "changelist_page_50": "/admin/recordings/recording/?p=50",
+        "phone_search": f"/admin/recordings/recording/?q={phone}",
+        "held_filter": "/admin/recordings/recording/?held=yes",
+        "campaign_filter": "/admin/recordings/recording/?campaign__id__exact=5",
+        "recording_detail": f"/admin/recordings/recording/{args.rows // 2}/change/",
+    }
+    results = {name: timed(client, url, args.repeat) for name, url in pages.items()}
+    t0 = time.perf_counter()
+    with connection.cursor() as cursor:
+        for _ in range(args.repeat):
+            cursor.execute(
+                "SELECT * FROM recordings_recording WHERE phone_number = %s ORDER BY recording_id DESC LIMIT 100",
+                [phone],
+            )
+            cursor.fetchall()
+    baseline = (time.perf_counter() - t0) / args.repeat
+    summary = {
+        "rows": args.rows,
+        "pages": results,
+        "baseline_raw_phone_select_s": round(baseline, 4),
+        "goal_s": 1.0,
+        "goal_met": all(r["max_s"] < 1.0 for r in results.values()),
+        "peak_rss_mb": round(peak_rss_mb(), 1),
+    }
+    print(json.dumps(summary))
+    for name, r in results.items():
+        print(f"{name:>20}: median {r['median_s']:.3f} s, max {r['max_s']:.3f} s", file=sys.stderr)
+    print(
+        f"raw indexed phone SELECT: {baseline * 1000:.1f} ms; goal < 1 s per page: "
+        f"{'met' if summary['goal_met'] else 'MISSED'}",
+        file=sys.stderr,
+    )
+
+
+if __name__ == "__main__":
+    main()
