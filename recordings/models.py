@@ -299,3 +299,26 @@ class AccessEvent(models.Model):
 
     def delete(self, *args: Any, **kwargs: Any) -> Any:
         raise ValidationError("Access events are permanent and cannot be deleted.")
+
+
+class PipelineSnapshot(models.Model):
+    """One row a day of what the pipeline held and did (dashboard, disk forecasts); written only by
+    recordings.stats.take_snapshot."""
+
+    day = models.DateField(unique=True)
+    taken_at = models.DateTimeField()
+    # {state: {server_ip: count}} of the states that still have a local file or wait for one
+    waiting = models.JSONField(default=dict)
+    # {to_state: count} of custody-log transitions in the 24 hours before taken_at
+    transitions = models.JSONField(default=dict)
+    archived_original_bytes = models.PositiveBigIntegerField(default=0)
+    archived_stored_bytes = models.PositiveBigIntegerField(default=0)
+    # {node: {"total", "used", "free", "percent", "path", "reported_at"}} as each node last reported it
+    disk = models.JSONField(default=dict)
+
+    class Meta:
+        ordering = ["-day"]
+        get_latest_by = "day"
+
+    def __str__(self) -> str:
+        return f"pipeline snapshot {self.day}"

@@ -14,6 +14,7 @@ import os
 import socket
 import uuid
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from django.conf import settings
@@ -28,13 +29,18 @@ def new_token(stage: str) -> str:
 
 
 def _pid_alive(pid: int) -> bool:
+    """Whether a process still runs; a zombie (killed, not yet reaped by its parent) counts as gone."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         return True
-    return True
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True  # no /proc: trust kill(0)
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
 def release_dead_claims(stage: str, *, now: datetime) -> int:

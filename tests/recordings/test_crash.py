@@ -6,6 +6,7 @@ import base64
 import json
 import os
 import random
+import socket
 import subprocess
 import sys
 import time
@@ -146,3 +147,21 @@ def test_two_workers_at_once_never_take_the_same_recording(
     assert sum(r["archived"] for r in reports) == len(due_recordings)
     assert sum(r["claimed"] for r in reports) == len(due_recordings)
     assert_each_recording_uploaded_once(due_recordings, s3_server, s3_bucket)
+
+
+def test_a_killed_workers_claims_are_released_at_once_on_the_same_host(due_recordings: list[Recording]) -> None:
+    from recordings.workqueue import claim, release_dead_claims
+
+    # A worker that claimed a batch and was killed (its process now a zombie, then reaped).
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    token = f"archive@{socket.gethostname()}:{child.pid}:deadbeef"
+    won = claim(
+        Recording.objects.filter(pk__in=[r.pk for r in due_recordings[:3]]), token=token, now=clock.now(), limit=3
+    )
+    assert len(won) == 3
+    assert release_dead_claims("archive", now=clock.now()) == 0  # alive: its claims stand
+    child.kill()
+    time.sleep(0.2)  # killed but not reaped yet: a zombie
+    assert release_dead_claims("archive", now=clock.now()) == 3
+    child.wait()
+    assert not Recording.objects.filter(claimed_by=token).exists()

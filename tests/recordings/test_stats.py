@@ -1,0 +1,65 @@
+"""The daily statistics snapshot, and the days-to-full forecast pipeline_status draws from snapshots."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+from io import StringIO
+from typing import Any
+
+import pytest
+from django.core.management import call_command
+from django_q.models import Success
+
+from recordings import models
+from recordings.status import pipeline_status
+from tests.factories import make_recording
+from vicirec import clock
+
+pytestmark = pytest.mark.django_db
+NODE = "10.0.0.11"
+
+
+def node_reported(used: int, *, at: Any) -> None:
+    disk = {"path": "/spool", "total": 1000, "used": used, "free": 1000 - used, "percent": used / 10}
+    Success.objects.create(
+        id=uuid.uuid4().hex,
+        name="cleanup run",
+        func="recordings.tasks.cleanup",
+        kwargs={"node": NODE},
+        group=f"vicirec.cleanup.{NODE}",
+        started=at,
+        stopped=at,
+        result={"cleared": 0, "disk": disk},
+        success=True,
+    )
+
+
+def test_the_snapshot_counts_waiting_work_the_days_transitions_and_node_disks() -> None:
+    from recordings.stats import take_snapshot
+
+    now = clock.now()
+    make_recording(server_ip=NODE, start_time=now - timedelta(days=1))
+    make_recording(server_ip="10.0.0.12", state="archived", stored_size=100, original_size=400)
+    node_reported(500, at=now - timedelta(minutes=5))
+
+    first = take_snapshot(now=now)
+    again = take_snapshot(now=now)  # one row a day, rewritten
+
+    assert first.waiting == {"captured": {NODE: 1}, "archived": {"10.0.0.12": 1}}
+    assert first.disk[NODE]["used"] == 500
+    assert models.PipelineSnapshot.objects.count() == 1
+    assert again.as_dict() == first.as_dict()
+
+
+def test_days_to_full_follows_the_growth_since_a_week_ago(settings: Any) -> None:
+    from recordings.stats import take_snapshot
+
+    settings.VICIREC_NODES, settings.VICIREC_NODE = [NODE], ""
+    call_command("setup_schedules", "--json", stdout=StringIO())
+    now = clock.now()
+    node_reported(400, at=now - timedelta(days=4))
+    take_snapshot(now=now - timedelta(days=4))
+    node_reported(600, at=now)  # +50 a day, 400 free: 8 days to full
+
+    assert pipeline_status(now=now).disks[NODE].days_to_full == pytest.approx(8.0, abs=0.1)
