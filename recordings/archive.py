@@ -19,14 +19,13 @@ import shutil
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from threading import Lock, Thread
 
 from django.conf import settings
 from django.db import connections
 
-from holds.actions import apply_object_locks
 from recordings import spool
 from recordings.codec import CodecError, prepare
 from recordings.models import Recording, RecordingQuerySet
@@ -90,8 +89,16 @@ def _codec_for(recording: Recording, policies: dict[int | None, str]) -> str:
     return policies.get(recording.campaign_id, policies[None])
 
 
+# A file modified this far "in the future" was not stamped by a write happening now: the clocks disagree.
+FUTURE_MTIME_SECONDS = 300
+
+
 def _settled(found: spool.Found, now_ts: float) -> bool:
-    return now_ts - found.mtime >= settings.VICIREC_SETTLE_SECONDS
+    """Unchanged for VICIREC_SETTLE_SECONDS. A future mtime cannot settle until our clock catches up (a
+    month, a year …), so it counts as settled; the size/mtime comparison around the read still catches a
+    file that is being written, and the encoder warnings record the skew."""
+    age = now_ts - found.mtime
+    return age < -FUTURE_MTIME_SECONDS or age >= settings.VICIREC_SETTLE_SECONDS
 
 
 def _metadata(recording: Recording, original_sha256: str) -> dict[str, str]:
@@ -125,6 +132,11 @@ class _Job:
         if not confirmation.ok:
             detail = confirmation.detail or f"{r.object_key} not found in the bucket after upload"
             return self.fail(f"upload not confirmed: {detail}")
+        # A held recording gets the bucket's own legal hold *before* it counts as archived: a run killed
+        # between the two must not leave a held, archived object without it (the batch-wide
+        # apply_object_locks after each batch never sees this recording again). Idempotent on adoption.
+        if Recording.objects.filter(pk=r.pk).held().exists():
+            self.target.set_legal_hold(r.object_key, confirmation.version_id or version_id, True)
         self.move(
             Recording.State.ARCHIVED,
             f"{'found already' if already else 'uploaded'} as {r.object_key}; "
@@ -192,8 +204,15 @@ def _archive(job: _Job, *, codec: str, workdir: Path) -> str:
     workdir.mkdir(parents=True, exist_ok=True)
     try:
         prepared = prepare(found.path, codec=codec, workdir=workdir)
-    except (CodecError, OSError) as exc:
-        return job.fail(f"cannot read or encode {found.relative}: {exc}")
+    except CodecError as exc:  # the bytes are not what a recording should be: retrying will not change them
+        return job.fail(f"cannot encode {found.relative}: {exc}", permanent=True)
+    except OSError as exc:
+        return job.fail(f"cannot read {found.relative}: {exc}")
+    if found.mtime - time.time() > FUTURE_MTIME_SECONDS:
+        prepared.encoder.setdefault("warnings", []).append(
+            f"{found.relative} is dated {datetime.fromtimestamp(found.mtime, tz=UTC):%Y-%m-%d %H:%M} UTC, in "
+            "the future: the clock of the server that wrote it is wrong"
+        )
     try:
         after = found.path.stat()
         if after.st_size != prepared.original_size or after.st_mtime != found.mtime:
@@ -290,9 +309,6 @@ def archive_due(
                 break
             report.claimed += len(batch)
             pool.run(batch)
-            # Recordings already under a legal hold get the bucket's own hold too (S3 Object Lock).
-            archived = Recording.objects.filter(pk__in=[r.pk for r in batch], state=Recording.State.ARCHIVED)
-            apply_object_locks(archived.held(), on=True)
     finally:
         pool.close()
         shutil.rmtree(workdir, ignore_errors=True)

@@ -116,13 +116,22 @@ def _call_time(row: dict[str, Any]) -> datetime | None:
     return None
 
 
+# A call time further ahead of our clock than this is a telephony server's clock error, not a call.
+CLOCK_SKEW = timedelta(hours=1)
+
+
 def _open_cutoff(rows: list[dict[str, Any]], now: datetime) -> int | None:
-    """Index of the first row whose call is still being recorded (and not yet stale), if any."""
+    """Index of the first row whose call is still being recorded (and not yet stale), if any.
+
+    A row dated in the future does not count: a wrong clock would otherwise hold the watermark, and every
+    recording after it, until real time caught up (years, for a zeroed or corrupted epoch).
+    """
     grace = now - timedelta(hours=settings.VICIREC_SYNC_OPEN_GRACE_HOURS)
     for index, row in enumerate(rows):
         started = _call_time(row)
-        if row["end_time"] is None and row["end_epoch"] is None and started is not None and started > grace:
-            return index
+        if row["end_time"] is None and row["end_epoch"] is None and started is not None:
+            if grace < started <= now + CLOCK_SKEW:
+                return index
     return None
 
 
@@ -191,6 +200,13 @@ def _catalog_entry(
     if row["vicidial_id"] and call is None:
         report.unmatched_calls += 1
     started = _call_time(row)
+    notes = [] if started else ["call time unknown in recording_log; the catalog time stands in for it"]
+    if started is not None and started > now + CLOCK_SKEW:
+        notes.append(
+            f"recording_log dates the call {started:%Y-%m-%d %H:%M} UTC, in the future (a telephony server's "
+            "clock is wrong?); the catalog time stands in for it"
+        )
+        started = None
     recording = Recording(
         recording_id=row["recording_id"],
         filename=(row["filename"] or "")[:255],
@@ -209,7 +225,6 @@ def _catalog_entry(
         state_changed_at=now,
         cataloged_at=now,
     )
-    notes = [] if started else ["call time unknown in recording_log; the catalog time stands in for it"]
     if node and recording.server_ip != node:
         # Another telephony server's disk holds this file; that server's worker looks for it.
         report.other_server += 1
