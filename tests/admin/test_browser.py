@@ -61,6 +61,7 @@ def browser(tmp_path: Path) -> Iterator[Any]:
         "prefs", {"download.default_directory": str(downloads), "download.prompt_for_download": False}
     )
     driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    driver.implicitly_wait(5)  # elements of a page still loading after a click are waited for
     driver.execute_cdp_cmd("Page.setDownloadBehavior", {"behavior": "allow", "downloadPath": str(downloads)})
     driver.set_page_load_timeout(30)
     driver.downloads = downloads
@@ -137,10 +138,11 @@ def test_legal_finds_plays_holds_and_exports_and_ops_is_refused(
     search = browser.find_element(By.ID, "searchbar")
     search.send_keys("(312) 555-0177")
     search.submit()
+    wait_for(lambda: "q=" in browser.current_url)
     rows = browser.find_elements(By.CSS_SELECTOR, "#result_list tbody tr")
     assert len(rows) == 1
     rows[0].find_element(By.CSS_SELECTOR, "th a").click()
-    assert recording.stored_sha256 in browser.page_source
+    wait_for(lambda: recording.stored_sha256 in browser.page_source)
 
     # play it: the player's source answers 200 and the access is logged
     status = browser.execute_async_script(
@@ -158,19 +160,20 @@ def test_legal_finds_plays_holds_and_exports_and_ops_is_refused(
     browser.find_element(By.CSS_SELECTOR, "#hold-form textarea[name=reason]").send_keys("Customer complaint 2026-114")
     browser.find_element(By.ID, "place-hold").click()
     assert "placed on" in browser.find_element(By.CSS_SELECTOR, "ul.messagelist").text
-    assert LegalHold.objects.get(reason="Customer complaint 2026-114").placed_by_name == "legal"
+    hold = wait_for(lambda: LegalHold.objects.filter(reason="Customer complaint 2026-114").first())
+    assert hold.placed_by_name == "legal"
 
     # open a case by phone number, check its preview, hold it and export it
     browser.get(f"{base}{reverse('admin:holds_case_add')}")
     browser.find_element(By.NAME, "name").send_keys("CFPB CID 2026-9")
     browser.find_element(By.NAME, "phone_numbers").send_keys("3125550177")
     browser.find_element(By.NAME, "_continue").click()
-    assert browser.find_element(By.ID, "preview-count").text == "1"
+    wait_for(lambda: browser.find_element(By.ID, "preview-count").text == "1")
     browser.find_element(By.CSS_SELECTOR, "#case-hold-form textarea[name=reason]").send_keys(
         "CFPB civil investigative demand"
     )
     browser.find_element(By.ID, "place-case-hold").click()
-    assert Case.objects.get(name="CFPB CID 2026-9").holds.filter(released_at=None).count() == 1
+    wait_for(lambda: Case.objects.get(name="CFPB CID 2026-9").holds.filter(released_at=None).count() == 1)
     browser.find_element(By.ID, "export-case").click()
     package = wait_for(lambda: [p for p in browser.downloads.glob("evidence-*.zip")], timeout=20)[0]
     folder = verify_zip(package.read_bytes(), tmp_path / "package")
