@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from django import forms
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
 from django.db.models import QuerySet
 from django.http import HttpRequest
@@ -22,7 +22,7 @@ from simple_history.admin import SimpleHistoryAdmin
 
 from recordings.admin import BoundedPaginator, ReadOnlyAdmin, ReadOnlyHistoryMixin
 from retention.forecast import policy_change_impact
-from retention.models import DeletionCertificate, RetentionPolicy
+from retention.models import DeletionCertificate, PolicyProposal, RetentionPolicy
 from vicirec import clock
 
 APPROVE_PERMISSION = "retention.approve_policy_override"
@@ -63,7 +63,7 @@ class PolicyForm(forms.ModelForm):
         approver = self.user is not None and self.user.has_perm(APPROVE_PERMISSION)
         if (shorter or below_floor) and not approver:
             what = "below the record class's legal minimum" if below_floor else "shorter than now"
-            message = f"Retention {what} needs a Legal approver. Ask one to apply this change" + (
+            message = f"Retention {what} needs a Legal approver: file it as a policy proposal" + (
                 f" — {impact_sentence(policy_change_impact(old, new_retain_days=new_days, now=clock.now()))}"
                 if old
                 else "."
@@ -154,3 +154,109 @@ class DeletionCertificateAdmin(ReadOnlyAdmin):
 
     def get_queryset(self, request: HttpRequest) -> QuerySet:
         return super().get_queryset(request).select_related("recording")
+
+
+class ProposalForm(forms.ModelForm):
+    class Meta:
+        model = PolicyProposal
+        fields = ["campaign", "record_class", "retain_days", "override_reason", "keep_local_days", "codec", "reason"]
+
+
+class DecisionForm(forms.ModelForm):
+    decision = forms.ChoiceField(choices=[("approve", "Approve and apply"), ("reject", "Reject")])
+
+    class Meta:
+        model = PolicyProposal
+        fields = ["decision_reason"]
+
+    def clean_decision_reason(self) -> str:
+        reason = self.cleaned_data["decision_reason"].strip()
+        if not reason:
+            raise ValidationError("A decision needs a reason.")
+        return reason
+
+
+@admin.register(PolicyProposal)
+class PolicyProposalAdmin(ReadOnlyHistoryMixin, SimpleHistoryAdmin):
+    """Ops propose, Legal approvers decide; a proposal itself is never edited."""
+
+    list_display = ("__str__", "status", "retain_days", "record_class", "proposed_by", "proposed_at", "decided_by")
+    list_filter = ("status",)
+    list_select_related = ("campaign", "proposed_by", "decided_by")
+    raw_id_fields = ("campaign",)
+    show_full_result_count = False
+    PROPOSAL_FIELDS = (
+        "campaign",
+        "record_class",
+        "retain_days",
+        "override_reason",
+        "keep_local_days",
+        "codec",
+        "reason",
+    )
+    DECIDED_FIELDS = (
+        "impact_text",
+        "proposed_by",
+        "proposed_at",
+        "status",
+        "decided_by",
+        "decided_at",
+        "decision_reason",
+    )
+
+    def _deciding(self, request: HttpRequest, obj: PolicyProposal | None) -> bool:
+        return (
+            obj is not None
+            and obj.status == PolicyProposal.Status.PENDING
+            and request.user.has_perm(APPROVE_PERMISSION)
+        )
+
+    def get_form(self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any) -> Any:
+        if obj is None:
+            kwargs["form"] = ProposalForm
+        elif self._deciding(request, obj):
+            kwargs["form"] = DecisionForm
+            kwargs["fields"] = ["decision", "decision_reason"]
+        return super().get_form(request, obj, change=change, **kwargs)
+
+    def get_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        if obj is None:
+            return self.PROPOSAL_FIELDS
+        decision = ("decision", "decision_reason") if self._deciding(request, obj) else ()
+        shown = [f for f in self.DECIDED_FIELDS if not (decision and f == "decision_reason")]
+        return (*self.PROPOSAL_FIELDS, *shown, *decision)
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        if obj is None:
+            return ()
+        editable = {"decision", "decision_reason"} if self._deciding(request, obj) else set()
+        return [f for f in self.get_fields(request, obj) if f not in editable]
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return super().has_change_permission(request, obj) and (obj is None or self._deciding(request, obj))
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    @admin.display(description="impact when proposed")
+    def impact_text(self, obj: PolicyProposal) -> str:
+        return impact_sentence(obj.impact) if obj.impact else "—"
+
+    def save_model(self, request: HttpRequest, obj: PolicyProposal, form: Any, change: bool) -> None:
+        if not change:
+            obj.proposed_by, obj.proposed_at = request.user, clock.now()
+            current = obj.target_policy()
+            if current.pk:
+                obj.impact = policy_change_impact(current, new_retain_days=obj.retain_days, now=obj.proposed_at)
+            obj._change_reason = f"proposed: {obj.reason}"[:100]  # type: ignore[attr-defined]
+            super().save_model(request, obj, form, change)
+            return
+        reason = form.cleaned_data["decision_reason"]
+        fresh = PolicyProposal.objects.get(pk=obj.pk)  # decide on the stored proposal, not the form's copy
+        try:
+            if form.cleaned_data["decision"] == "approve":
+                fresh.approve(user=request.user, reason=reason)
+            else:
+                fresh.reject(user=request.user, reason=reason)
+        except ValidationError as exc:
+            messages.error(request, "Not applied: " + " ".join(exc.messages))

@@ -7,11 +7,12 @@ from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db import models
+from django.db import models, transaction
 from django.db.models import Q
 from simple_history.models import HistoricalRecords
 
 from retention import classes
+from vicirec import clock
 
 
 class Codec(models.TextChoices):
@@ -149,3 +150,84 @@ class DeletionCertificate(models.Model):
 
     def delete(self, *args: Any, **kwargs: Any) -> Any:
         raise ValidationError("Deletion certificates are permanent and cannot be deleted.")
+
+
+class PolicyProposal(models.Model):
+    """A policy change proposed by someone who may not make it (Ops), waiting for a Legal approver.
+
+    Approval applies it to the policy through save(), so the policy's history names the approver and the
+    proposal; a proposal is never edited after it is made, only approved or rejected, with a reason.
+    """
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Waiting for an approver"
+        APPROVED = "approved", "Approved and applied"
+        REJECTED = "rejected", "Rejected"
+
+    campaign = models.ForeignKey(
+        "recordings.Campaign",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="policy_proposals",
+        help_text="Empty to change the default policy.",
+    )
+    keep_local_days = models.PositiveIntegerField()
+    retain_days = models.PositiveIntegerField()
+    record_class = models.CharField(max_length=30, choices=classes.CHOICES, default="general")
+    codec = models.CharField(max_length=4, choices=Codec.choices, default=Codec.MP3)
+    override_reason = models.TextField(blank=True, help_text="Needed if retention goes below the legal minimum.")
+    reason = models.TextField(help_text="Why this change is proposed.")
+    impact = models.JSONField(default=dict, blank=True, help_text="What it would make deletable, when proposed.")
+    proposed_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.PROTECT, related_name="+")
+    proposed_at = models.DateTimeField()
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.PENDING)
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    decided_at = models.DateTimeField(null=True, blank=True)
+    decision_reason = models.TextField(blank=True)
+
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ["-proposed_at"]
+
+    def __str__(self) -> str:
+        return f"proposal #{self.pk}: {self.retain_days} days for {self.campaign or 'the default policy'}"
+
+    def target_policy(self) -> RetentionPolicy:
+        if self.campaign_id is None:
+            return RetentionPolicy.objects.default()
+        return RetentionPolicy.objects.filter(campaign_id=self.campaign_id).first() or RetentionPolicy(
+            campaign_id=self.campaign_id
+        )
+
+    def _decide(self, user: Any, reason: str, status: str) -> None:
+        from django.core.exceptions import PermissionDenied
+
+        if not user.has_perm("retention.approve_policy_override"):
+            raise PermissionDenied("Deciding on a policy proposal needs a Legal approver.")
+        if self.status != self.Status.PENDING:
+            raise ValidationError(f"{self} was already {self.get_status_display().lower()}.")
+        if not reason.strip():
+            raise ValidationError("A decision needs a reason.")
+        self.status, self.decided_by, self.decided_at, self.decision_reason = status, user, clock.now(), reason
+        self._history_user = user  # type: ignore[attr-defined]
+        self._change_reason = f"{status}: {reason}"[:100]  # type: ignore[attr-defined]
+        self.save()
+
+    def approve(self, *, user: Any, reason: str) -> RetentionPolicy:
+        """Apply the proposal to its policy (refused below the legal floor without an override reason)."""
+        policy = self.target_policy()
+        for name in ("keep_local_days", "retain_days", "record_class", "codec", "override_reason"):
+            setattr(policy, name, getattr(self, name))
+        policy._history_user = user  # type: ignore[attr-defined]
+        policy._change_reason = f"proposal #{self.pk} approved: {reason}"[:100]  # type: ignore[attr-defined]
+        with transaction.atomic():
+            self._decide(user, reason, self.Status.APPROVED)
+            policy.save()
+        return policy
+
+    def reject(self, *, user: Any, reason: str) -> None:
+        self._decide(user, reason, self.Status.REJECTED)

@@ -2,7 +2,8 @@
 
 Legal: cases, holds (place), playback, evidence export, history. Legal approver: Legal plus releasing holds
 and changing retention policies, including overrides below a record class's legal minimum. Ops: pipeline
-status and policies as proposals (changes that shorten retention need an approver), no playback.
+status and policies as proposals (a change that shortens retention is filed as a PolicyProposal that a Legal
+approver approves or rejects), no playback.
 Auditor: read-only everything, including history, access events and deletion certificates; no playback.
 
 Re-running it (``create_roles(apps, None)``) brings existing groups back to exactly these permissions.
@@ -18,6 +19,7 @@ VIEW_CATALOG = [
     "holds.view_legalhold",
     "retention.view_retentionpolicy",
     "retention.view_deletioncertificate",
+    "retention.view_policyproposal",
 ]
 VIEW_PIPELINE = [
     "django_q.view_schedule",
@@ -41,8 +43,12 @@ ROLES = {
         "retention.add_retentionpolicy",
         "retention.change_retentionpolicy",
         "retention.approve_policy_override",
+        "retention.add_policyproposal",
+        "retention.change_policyproposal",
     ],
-    "Ops": VIEW_CATALOG + VIEW_PIPELINE + ["retention.add_retentionpolicy", "retention.change_retentionpolicy"],
+    "Ops": VIEW_CATALOG
+    + VIEW_PIPELINE
+    + ["retention.add_retentionpolicy", "retention.change_retentionpolicy", "retention.add_policyproposal"],
     "Auditor": VIEW_CATALOG + VIEW_PIPELINE + ["recordings.view_accessevent"],
 }
 # Not declared in a model's Meta (retention's models are not the desk's to change): created here.
@@ -92,7 +98,7 @@ class Migration(migrations.Migration):
         ("django_q", "0019_alter_task_options_alter_ormq_key_alter_ormq_lock_and_more"),
         ("holds", "0001_initial"),
         ("recordings", "0003_accessevent"),
-        ("retention", "0002_historicalretentionpolicy_override_reason_and_more"),
+        ("retention", "0003_policyproposal"),
     ]
 
     operations = [migrations.RunPython(create_roles, remove_roles)]

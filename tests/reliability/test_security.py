@@ -118,3 +118,41 @@ def _every_row_as_text() -> list[tuple[str, str]]:
             found.append((table, "\n".join(map(repr, cursor.fetchall()))))
     assert any(t == "recordings_recordingevent" and text for t, text in found)
     return found
+
+
+def test_credentials_never_reach_an_error_page(settings: Any, rf: Any) -> None:
+    """Django's error report (shown with DEBUG on, mailed to admins with it off) masks the bucket keys."""
+    from django.views.debug import SafeExceptionReporterFilter
+
+    from recordings.storage import s3_storage_options
+
+    secret, key_id = "wJalrXUtnFEMI-this-is-the-secret", "AKIA-the-key-id"
+    options = s3_storage_options(
+        bucket="b",
+        endpoint_url="http://127.0.0.1:9",
+        region="us-east-1",
+        access_key_id=key_id,
+        secret_access_key=secret,
+    )
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "archive": {"BACKEND": "storages.backends.s3.S3Storage", "OPTIONS": options},
+    }
+    settings.DEBUG = True
+    masked = SafeExceptionReporterFilter().get_safe_settings()["STORAGES"]["archive"]["OPTIONS"]
+    assert masked["secret_key"] != secret and masked["access_key"] != key_id
+    page = _error_page(rf)
+    assert "boom" in page and "STORAGES" in page
+    assert secret not in page and key_id not in page
+
+
+def _error_page(rf: Any) -> str:
+    """Django's technical 500 page for an error raised where no credential is a local variable."""
+    import sys
+
+    from django.views.debug import technical_500_response
+
+    try:
+        raise RuntimeError("boom")
+    except RuntimeError:
+        return technical_500_response(rf.get("/admin/"), *sys.exc_info()).content.decode()
