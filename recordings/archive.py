@@ -24,11 +24,11 @@ from pathlib import Path
 from threading import Lock, Thread
 
 from django.conf import settings
-from django.db import connections
+from django.db import connections, transaction
 
 from recordings import spool
 from recordings.codec import CodecError, prepare
-from recordings.models import Recording, RecordingQuerySet
+from recordings.models import Recording, RecordingEvent, RecordingQuerySet
 from recordings.storage import ArchiveTarget, StorageError, get_target, object_key
 from recordings.workqueue import claim, fail, new_token, record, release, release_dead_claims, transition
 from retention.models import RetentionPolicy
@@ -117,6 +117,7 @@ class _Job:
 
     def __init__(self, recording: Recording, *, target: ArchiveTarget, token: str, now: datetime) -> None:
         self.recording, self.target, self.token, self.now = recording, target, token, now
+        self.detail = ""  # what the custody log says once the copy is confirmed
 
     def fail(self, error: str, *, permanent: bool = False, outcome: str = _Outcome.FAILED) -> str:
         fail(self.recording, token=self.token, actor=ACTOR, now=self.now, error=error, permanent=permanent)
@@ -126,36 +127,82 @@ class _Job:
         transition(self.recording, to=to, token=self.token, actor=ACTOR, now=self.now, detail=detail, **fields)
 
     def confirm_and_finish(self, *, already: bool, version_id: str = "") -> str:
-        """Ask the target for the object's checksum; only a confirmed copy is marked archived."""
+        """Ask the target for the object's checksum; only a confirmed copy is marked archived.
+
+        The "archived" mark itself is written for the whole batch at once (mark_archived): until then the
+        recording keeps its claim, and a run killed in between finds the confirmed object on its next run
+        and adopts it.
+        """
         r = self.recording
         confirmation = self.target.confirm(r.object_key, sha256_hex=r.stored_sha256, size=r.stored_size or 0)
         if not confirmation.ok:
             detail = confirmation.detail or f"{r.object_key} not found in the bucket after upload"
             return self.fail(f"upload not confirmed: {detail}")
-        # A held recording gets the bucket's own legal hold *before* it counts as archived: a run killed
-        # between the two must not leave a held, archived object without it (the batch-wide
-        # apply_object_locks after each batch never sees this recording again). Idempotent on adoption.
-        if Recording.objects.filter(pk=r.pk).held().exists():
-            self.target.set_legal_hold(r.object_key, confirmation.version_id or version_id, True)
-        self.move(
-            Recording.State.ARCHIVED,
+        r.version_id = confirmation.version_id or version_id
+        r.verified_at, r.verify_method, r.uploaded_at = self.now, confirmation.method, r.uploaded_at or self.now
+        self.detail = (
             f"{'found already' if already else 'uploaded'} as {r.object_key}; "
-            f"server confirmed sha256 {confirmation.sha256_hex} ({confirmation.method})",
-            version_id=confirmation.version_id or version_id,
-            verified_at=self.now,
-            verify_method=confirmation.method,
-            uploaded_at=r.uploaded_at or self.now,
-            error="",
-            next_attempt_at=None,
+            f"server confirmed sha256 {confirmation.sha256_hex} ({confirmation.method})"
         )
         return _Outcome.ALREADY if already else _Outcome.ARCHIVED
 
 
-def archive_one(
-    recording: Recording, *, target: ArchiveTarget, token: str, now: datetime, codec: str, workdir: Path
-) -> str:
-    """Archive one claimed recording; returns the outcome. Errors are recorded on the recording."""
-    job = _Job(recording, target=target, token=token, now=now)
+ARCHIVED_FIELDS = [
+    "state",
+    "state_changed_at",
+    "claimed_by",
+    "claimed_until",
+    "version_id",
+    "verified_at",
+    "verify_method",
+    "uploaded_at",
+    "error",
+    "next_attempt_at",
+]
+
+
+def mark_archived(jobs: list[_Job], *, token: str, now: datetime) -> int:
+    """Mark a batch's confirmed recordings archived: one transaction for the state changes and custody log.
+
+    Held recordings get the bucket's own legal hold first, so none counts as archived without it. Only
+    rows this run still holds the claim on are marked; returns how many were.
+    """
+    if not jobs:
+        return 0
+    by_pk = {job.recording.pk: job for job in jobs}
+    held = set(Recording.objects.filter(pk__in=list(by_pk)).held().values_list("pk", flat=True))
+    for pk in held:
+        recording = by_pk[pk].recording
+        by_pk[pk].target.set_legal_hold(recording.object_key, recording.version_id, True)
+    with transaction.atomic():
+        mine = set(Recording.objects.filter(pk__in=list(by_pk), claimed_by=token).values_list("pk", flat=True))
+        events = []
+        for pk in mine:
+            recording = by_pk[pk].recording
+            events.append(
+                RecordingEvent(
+                    recording_id=pk,
+                    at=now,
+                    from_state=recording.state,
+                    to_state=Recording.State.ARCHIVED,
+                    actor=ACTOR,
+                    detail=by_pk[pk].detail,
+                )
+            )
+            recording.state, recording.state_changed_at = Recording.State.ARCHIVED, now
+            recording.claimed_by, recording.claimed_until, recording.error, recording.next_attempt_at = (
+                "",
+                None,
+                "",
+                None,
+            )
+        Recording.objects.bulk_update([by_pk[pk].recording for pk in mine], ARCHIVED_FIELDS)
+        RecordingEvent.objects.bulk_create(events)
+    return len(mine)
+
+
+def archive_one(job: _Job, *, codec: str, workdir: Path) -> str:
+    """Take one claimed recording up to a confirmed copy; returns the outcome. Errors are recorded on it."""
     try:
         return _archive(job, codec=codec, workdir=workdir)
     except StorageError as exc:
@@ -280,17 +327,20 @@ def archive_due(
     lock = Lock()
     done = 0
 
+    confirmed: list[_Job] = []
+
     def work(recording: Recording) -> None:
         nonlocal done
+        job = _Job(recording, target=target, token=token, now=now)
         try:
-            outcome = archive_one(
-                recording, target=target, token=token, now=now, codec=_codec_for(recording, policies), workdir=workdir
-            )
+            outcome = archive_one(job, codec=_codec_for(recording, policies), workdir=workdir)
         except Exception as exc:  # one broken recording must not stop the batch
             log.exception("archive of recording %s failed", recording.pk)
             fail(recording, token=token, actor=ACTOR, now=now, error=f"unexpected error: {exc!r}")
             outcome = _Outcome.FAILED
         with lock:
+            if outcome in (_Outcome.ARCHIVED, _Outcome.ALREADY):
+                confirmed.append(job)
             done += 1
             _count(report, recording, outcome)
             if outcome == _Outcome.NOT_SETTLED:
@@ -309,6 +359,8 @@ def archive_due(
                 break
             report.claimed += len(batch)
             pool.run(batch)
+            mark_archived(confirmed, token=token, now=now)
+            confirmed.clear()
     finally:
         pool.close()
         shutil.rmtree(workdir, ignore_errors=True)

@@ -199,7 +199,9 @@ def test_two_node_workers_archive_each_recording_once_on_its_own_node_and_surviv
 
     a.start()
     b.start()
-    wait_for(lambda: archived(on_a) >= 2, seconds=45, nodes=nodes, what="node A's first uploads")
+    # Uploads in flight: their hash chain and plan are recorded before each PUT.
+    planned = Recording.objects.filter(pk__in=[r.pk for r in on_a]).exclude(object_key="")
+    wait_for(lambda: planned.count() >= 2, seconds=45, nodes=nodes, what="node A's first uploads")
     a.kill()  # SIGKILL in the middle of node A's archive run
     done_before_kill = archived(on_a)
     assert done_before_kill < len(on_a), "the kill must land mid-run"
