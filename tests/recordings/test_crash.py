@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 import random
 import socket
 import subprocess
@@ -15,11 +14,11 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from django.db import connections
 
 from recordings.codec import synthesize_speech_like_wav
 from recordings.models import Campaign, Recording, RecordingEvent
 from retention.models import RetentionPolicy
+from tests import workers
 from tests.factories import make_recording
 from tests.s3server import S3Server
 from vicirec import clock
@@ -28,33 +27,10 @@ pytestmark = pytest.mark.django_db(transaction=True)
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _database_url() -> str:
-    config = connections["default"].settings_dict
-    if config["ENGINE"] == "django.db.backends.sqlite3":
-        return f"sqlite:///{config['NAME']}"
-    scheme = "mysql" if "mysql" in config["ENGINE"] else "postgres"
-    return f"{scheme}://{config['USER']}:{config['PASSWORD']}@{config['HOST']}:{config['PORT']}/{config['NAME']}"
-
-
 @pytest.fixture
 def worker_env(s3_server: S3Server, s3_bucket: str, spool_dir: Path, tmp_path: Path) -> dict[str, str]:
     """The environment of a separate vicirec process sharing this test's database, spool and bucket."""
-    return {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "vicirec.settings",
-        "VICIREC_HOME": str(tmp_path / "home"),
-        "VICIREC_DATABASE_URL": _database_url(),
-        "VICIREC_SPOOL_DIRS": str(spool_dir),
-        "VICIREC_STORAGE": "s3",
-        "VICIREC_S3_BUCKET": s3_bucket,
-        "VICIREC_S3_ENDPOINT_URL": s3_server.endpoint_url,
-        "VICIREC_S3_REGION": s3_server.region,
-        "VICIREC_S3_ACCESS_KEY_ID": s3_server.access_key,
-        "VICIREC_S3_SECRET_ACCESS_KEY": s3_server.secret_key,
-        "VICIREC_SETTLE_SECONDS": "0",
-        "VICIREC_UPLOAD_THREADS": "2",
-        "VICIREC_LOG_LEVEL": "WARNING",
-    }
+    return workers.worker_env(s3_server, s3_bucket, home=tmp_path / "home", spool=spool_dir)
 
 
 @pytest.fixture

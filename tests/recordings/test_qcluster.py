@@ -23,7 +23,6 @@ from typing import Any
 import pytest
 import redis
 from django.core.management import call_command
-from django.db import connections
 from django_q.models import Schedule, Success
 
 from recordings.codec import synthesize_speech_like_wav
@@ -32,20 +31,13 @@ from recordings.schedules import node_cluster
 from retention.models import RetentionPolicy
 from tests.factories import make_recording
 from tests.s3server import S3Server
+from tests.workers import worker_env
 from vicirec import clock
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 ROOT = Path(__file__).resolve().parents[2]
 NODES = ("10.0.0.11", "10.0.0.12")
 REDIS_URL = os.environ.get("VICIREC_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
-
-
-def _database_url() -> str:
-    config = connections["default"].settings_dict
-    if config["ENGINE"] == "django.db.backends.sqlite3":
-        return f"sqlite:///{config['NAME']}"
-    scheme = "mysql" if "mysql" in config["ENGINE"] else "postgres"
-    return f"{scheme}://{config['USER']}:{config['PASSWORD']}@{config['HOST']}:{config['PORT']}/{config['NAME']}"
 
 
 @pytest.fixture
@@ -132,26 +124,18 @@ def _group_members(pgid: int) -> list[int]:
 
 @pytest.fixture
 def nodes(q_name: str, s3_server: S3Server, s3_bucket: str, tmp_path: Path) -> Iterator[dict[str, Node]]:
-    base_env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "vicirec.settings",
-        "VICIREC_DATABASE_URL": _database_url(),
-        "VICIREC_SECRET_KEY": "one-secret-for-the-whole-installation",
-        "VICIREC_REDIS_URL": REDIS_URL,
-        "VICIREC_Q_NAME": q_name,
-        "VICIREC_Q_WORKERS": "2",
-        "VICIREC_Q_GUARD_CYCLE": "30",  # run the scheduler as soon as the cluster is up
-        "VICIREC_STORAGE": "s3",
-        "VICIREC_S3_BUCKET": s3_bucket,
-        "VICIREC_S3_ENDPOINT_URL": s3_server.endpoint_url,
-        "VICIREC_S3_REGION": s3_server.region,
-        "VICIREC_S3_ACCESS_KEY_ID": s3_server.access_key,
-        "VICIREC_S3_SECRET_ACCESS_KEY": s3_server.secret_key,
-        "VICIREC_SETTLE_SECONDS": "0",
-        "VICIREC_UPLOAD_THREADS": "1",
-        "VICIREC_DISK_PRESSURE_PERCENT": "100",
-        "VICIREC_LOG_LEVEL": "INFO",
-    }
+    base_env = worker_env(
+        s3_server,
+        s3_bucket,
+        home=tmp_path / "home",
+        VICIREC_SECRET_KEY="one-secret-for-the-whole-installation",
+        VICIREC_REDIS_URL=REDIS_URL,
+        VICIREC_Q_NAME=q_name,
+        VICIREC_Q_WORKERS="2",
+        VICIREC_Q_GUARD_CYCLE="30",  # run the scheduler as soon as the cluster is up
+        VICIREC_UPLOAD_THREADS="1",
+        VICIREC_LOG_LEVEL="INFO",
+    )
     found = {ip: Node(ip, tmp_path, base_env) for ip in NODES}
     yield found
     for node in found.values():

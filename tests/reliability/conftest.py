@@ -14,10 +14,10 @@ from botocore.config import Config
 
 from recordings.storage import S3Target
 from tests.faultproxy import FaultProxy
-from tests.recordings.test_crash import _database_url
 from tests.reliability.invariants import FIGURES, Figures
 from tests.s3_fixtures import s3_archive_storage
 from tests.s3server import S3Server, make_bucket
+from tests.workers import worker_env
 
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
 
@@ -100,20 +100,4 @@ def locked_bucket(s3_server: S3Server, settings: Any) -> str:
 
 @pytest.fixture
 def env(s3_server: S3Server, locked_bucket: str, spool_dir: Path, tmp_path: Path) -> dict[str, str]:
-    return {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "vicirec.settings",
-        "VICIREC_HOME": str(tmp_path / "home"),
-        "VICIREC_DATABASE_URL": _database_url(),
-        "VICIREC_SPOOL_DIRS": str(spool_dir),
-        "VICIREC_STORAGE": "s3",
-        "VICIREC_S3_BUCKET": locked_bucket,
-        "VICIREC_S3_ENDPOINT_URL": s3_server.endpoint_url,
-        "VICIREC_S3_REGION": s3_server.region,
-        "VICIREC_S3_ACCESS_KEY_ID": s3_server.access_key,
-        "VICIREC_S3_SECRET_ACCESS_KEY": s3_server.secret_key,
-        "VICIREC_SETTLE_SECONDS": "0",
-        "VICIREC_UPLOAD_THREADS": "2",
-        "VICIREC_DISK_PRESSURE_PERCENT": "100",
-        "VICIREC_LOG_LEVEL": "WARNING",
-    }
+    return worker_env(s3_server, locked_bucket, home=tmp_path / "home", spool=spool_dir)
