@@ -20,7 +20,14 @@ from simple_history.admin import SimpleHistoryAdmin
 
 from holds.actions import Actor, place_hold, release_hold
 from holds.models import Case, LegalHold
-from recordings.admin import EXPORT_PERMISSION, HOLD_PERMISSION, PlaceHoldForm, ReadOnlyHistoryMixin, export_response
+from recordings.admin import (
+    EXPORT_PERMISSION,
+    HOLD_PERMISSION,
+    PlaceHoldForm,
+    ReadOnlyHistoryMixin,
+    export_response,
+    place_hold_from_post,
+)
 from recordings.export import evidence_recordings
 from recordings.models import Recording
 
@@ -143,19 +150,8 @@ class CaseAdmin(ReadOnlyHistoryMixin, SimpleHistoryAdmin):
         return super().change_view(request, object_id, form_url, extra_context)
 
     def hold_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
-        if not request.user.has_perm(HOLD_PERMISSION):
-            raise PermissionDenied("Placing a legal hold needs the 'Can add legal hold' permission.")
         case = get_object_or_404(Case, pk=object_id)
-        back = reverse("admin:holds_case_change", args=[case.pk])
-        if request.method != "POST":
-            return HttpResponseRedirect(back)
-        form = PlaceHoldForm(request.POST)
-        if not form.is_valid():
-            self.message_user(request, "A legal hold needs a reason: nothing was placed.", messages.ERROR)
-            return HttpResponseRedirect(back)
-        hold = place_hold(reason=form.cleaned_data["reason"], actor=Actor.person(request.user), case=case)
-        self.message_user(request, f"{hold} placed.", messages.SUCCESS)
-        return HttpResponseRedirect(back)
+        return place_hold_from_post(self, request, reverse("admin:holds_case_change", args=[case.pk]), case=case)
 
     def export_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
         if not request.user.has_perm(EXPORT_PERMISSION):

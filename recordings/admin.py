@@ -150,6 +150,24 @@ class PlaceHoldForm(forms.Form):
         return reason
 
 
+def place_hold_from_post(
+    model_admin: admin.ModelAdmin, request: HttpRequest, back: str, *, on: str = "", **covers: Any
+) -> HttpResponse:
+    """Place a hold from a posted PlaceHoldForm (a reason is required) on what ``covers`` names (``on`` says
+    it in the confirmation); back to ``back``."""
+    if not request.user.has_perm(HOLD_PERMISSION):
+        raise PermissionDenied("Placing a legal hold needs the 'Can add legal hold' permission.")
+    if request.method != "POST":
+        return HttpResponseRedirect(back)
+    form = PlaceHoldForm(request.POST)
+    if not form.is_valid():
+        model_admin.message_user(request, "A legal hold needs a reason: nothing was placed.", messages.ERROR)
+        return HttpResponseRedirect(back)
+    hold = place_hold(reason=form.cleaned_data["reason"], actor=Actor.person(request.user), **covers)
+    model_admin.message_user(request, f"{hold} placed{f' on {on}' if on else ''}.", messages.SUCCESS)
+    return HttpResponseRedirect(back)
+
+
 def export_response(request: HttpRequest, recordings: QuerySet, scope: str) -> StreamingHttpResponse:
     """Stream an evidence package; the access is logged before the first byte."""
     export = EvidenceExport(recordings, who=Accessor.from_request(request), scope=scope, now=clock.now())
@@ -297,21 +315,9 @@ class RecordingAdmin(ReadOnlyHistoryMixin, SimpleHistoryAdmin, ReadOnlyAdmin):
         ]
 
     def hold_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
-        if not request.user.has_perm(HOLD_PERMISSION):
-            raise PermissionDenied("Placing a legal hold needs the 'Can add legal hold' permission.")
         recording = get_object_or_404(Recording, pk=object_id)
         back = reverse("admin:recordings_recording_change", args=[recording.pk])
-        if request.method != "POST":
-            return HttpResponseRedirect(back)
-        form = PlaceHoldForm(request.POST)
-        if not form.is_valid():
-            self.message_user(request, "A legal hold needs a reason: nothing was placed.", messages.ERROR)
-            return HttpResponseRedirect(back)
-        hold = place_hold(
-            reason=form.cleaned_data["reason"], actor=Actor.person(request.user), recording_ids=[recording.pk]
-        )
-        self.message_user(request, f"{hold} placed on {recording}.", messages.SUCCESS)
-        return HttpResponseRedirect(back)
+        return place_hold_from_post(self, request, back, on=str(recording), recording_ids=[recording.pk])
 
     def export_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
         if not request.user.has_perm(EXPORT_PERMISSION):
