@@ -77,7 +77,8 @@ def sign_in(driver: Any, base: str, username: str) -> None:
     driver.find_element(By.NAME, "username").send_keys(username)
     driver.find_element(By.NAME, "password").send_keys(PASSWORD)
     driver.find_element(By.CSS_SELECTOR, "input[type=submit]").click()
-    assert "Log in" not in driver.title, driver.page_source[:500]
+    # The click returns before the next page has loaded: wait for it instead of reading the old title.
+    wait_for(lambda: "Log in" not in driver.title and "/admin/login/" not in driver.current_url)
 
 
 def shoot(driver: Any, name: str) -> Path:
