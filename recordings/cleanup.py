@@ -50,6 +50,19 @@ def clear_one(recording: Recording, *, target: object, token: str, now: datetime
         report.errors.append(f"{recording.recording_id}: {error}")
         fail(recording, token=token, actor=ACTOR, error=error, now=now, permanent=permanent)
 
+    def cleared(detail: str) -> None:
+        transition(
+            recording,
+            to=Recording.State.CLEARED,
+            token=token,
+            actor=ACTOR,
+            now=now,
+            detail=detail,
+            local_cleared_at=now,
+            error="",
+            next_attempt_at=None,
+        )
+
     try:
         confirmation = target.confirm(  # type: ignore[attr-defined]
             recording.object_key,
@@ -67,18 +80,7 @@ def clear_one(recording: Recording, *, target: object, token: str, now: datetime
     except FileNotFoundError:
         # Already gone (e.g. a run killed between unlink and this update): the verified copy stands.
         report.already_gone += 1
-        transition(
-            recording,
-            to=Recording.State.CLEARED,
-            token=token,
-            actor=ACTOR,
-            now=now,
-            local_cleared_at=now,
-            detail="local file already gone; cloud copy re-confirmed",
-            error="",
-            next_attempt_at=None,
-        )
-        return None
+        return cleared("local file already gone; cloud copy re-confirmed")
     try:
         digest, size = hash_file(path)
     except OSError as exc:
@@ -92,17 +94,9 @@ def clear_one(recording: Recording, *, target: object, token: str, now: datetime
     os.unlink(path)
     report.cleared += 1
     report.bytes_freed += size
-    transition(
-        recording,
-        to=Recording.State.CLEARED,
-        token=token,
-        actor=ACTOR,
-        now=now,
-        local_cleared_at=now,
-        detail=f"deleted {recording.local_path} ({size} bytes) after the bucket re-confirmed sha256 "
-        f"{confirmation.sha256_hex} ({confirmation.method})",
-        error="",
-        next_attempt_at=None,
+    cleared(
+        f"deleted {recording.local_path} ({size} bytes) after the bucket re-confirmed sha256 "
+        f"{confirmation.sha256_hex} ({confirmation.method})"
     )
     return None
 

@@ -35,6 +35,17 @@ class StageCommand(BaseCommand):
         else:
             self.stdout.write(self.summary(data))
 
+    def acting_user(self, username: str | None) -> Any:
+        """The vicirec user named by ``--user`` (recorded in history and access logs), or None."""
+        if not username:
+            return None
+        from django.contrib.auth import get_user_model
+
+        user = get_user_model().objects.filter(username=username).first()
+        if user is None:
+            raise CommandError(f"no vicirec user {username!r}")
+        return user
+
     def summary(self, data: dict[str, Any]) -> str:
         return ", ".join(f"{key.replace('_', ' ')}: {value}" for key, value in data.items())
 

@@ -1,7 +1,6 @@
 import json
 from typing import Any
 
-from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.management.base import CommandError, CommandParser
 
@@ -35,11 +34,7 @@ class Command(StageCommand):
             p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
 
     def run(self, **options: Any) -> Any:
-        user = None
-        if options["user"]:
-            user = get_user_model().objects.filter(username=options["user"]).first()
-            if user is None:
-                raise CommandError(f"no vicirec user {options['user']!r}")
+        user = self.acting_user(options["user"])
         actor = Actor.command("legal_hold", user)
         try:
             return getattr(self, options["action"])(actor, options)

@@ -6,7 +6,6 @@ import getpass
 from pathlib import Path
 from typing import Any
 
-from django.contrib.auth import get_user_model
 from django.core.management.base import CommandError, CommandParser
 
 from recordings.export import Accessor, EvidenceExport, evidence_recordings
@@ -31,11 +30,7 @@ class Command(StageCommand):
     def run(self, **options: Any) -> Any:
         from holds.models import Case, LegalHold
 
-        user = None
-        if options["user"]:
-            user = get_user_model().objects.filter(username=options["user"]).first()
-            if user is None:
-                raise CommandError(f"no vicirec user {options['user']!r}")
+        user = self.acting_user(options["user"])
         who = user.get_username() if user else f"OS user {getpass.getuser()}"
         accessor = Accessor(user=user, name=f"{who} via export_evidence", user_agent="manage.py export_evidence")
         if options["hold"] is not None:
