@@ -7,8 +7,10 @@ Order of work for one recording, each step safe to interrupt:
    bytes' SHA-256, the encoder and the object key *before* uploading, so a crash after the upload is
    recognised by the next run (the object already there, with the planned checksum) and not redone;
 3. PUT once, single-part, with ``x-amz-checksum-sha256``: the server refuses bytes that do not match;
-4. read the checksum back from the server (or re-hash the object) and only then mark it archived.
-A local file is never touched here; cleanup_local deletes it later, after confirming again.
+4. only a checksum the server reports back counts: the one in its answer to the PUT (it verified the
+   bytes on receipt), else the one HEAD returns, else the object's bytes read back and hashed here; only
+   then is the recording marked archived.
+A local file is never touched here; cleanup_local deletes it later, after asking the bucket again.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from threading import Lock, Thread
+from threading import Condition, Lock, Thread
 
 from django.conf import settings
 from django.db import connections, transaction
@@ -127,45 +129,38 @@ class _Job:
         transition(self.recording, to=to, token=self.token, actor=ACTOR, now=self.now, detail=detail, **fields)
 
     def confirm_and_finish(self, *, already: bool, version_id: str = "") -> str:
-        """Ask the target for the object's checksum; only a confirmed copy is marked archived.
-
-        The "archived" mark itself is written for the whole batch at once (mark_archived): until then the
-        recording keeps its claim, and a run killed in between finds the confirmed object on its next run
-        and adopts it.
-        """
+        """Ask the target for the object's checksum; only a confirmed copy is marked archived."""
         r = self.recording
         confirmation = self.target.confirm(r.object_key, sha256_hex=r.stored_sha256, size=r.stored_size or 0)
         if not confirmation.ok:
             detail = confirmation.detail or f"{r.object_key} not found in the bucket after upload"
             return self.fail(f"upload not confirmed: {detail}")
-        r.version_id = confirmation.version_id or version_id
-        r.verified_at, r.verify_method, r.uploaded_at = self.now, confirmation.method, r.uploaded_at or self.now
-        self.detail = (
-            f"{'found already' if already else 'uploaded'} as {r.object_key}; "
-            f"server confirmed sha256 {confirmation.sha256_hex} ({confirmation.method})"
+        verb = "found already" if already else "uploaded"
+        return self.finish(
+            f"{verb} as {r.object_key}; server confirmed sha256 {confirmation.sha256_hex} ({confirmation.method})",
+            method=confirmation.method,
+            version_id=confirmation.version_id or version_id,
+            outcome=_Outcome.ALREADY if already else _Outcome.ARCHIVED,
         )
-        return _Outcome.ALREADY if already else _Outcome.ARCHIVED
 
-
-ARCHIVED_FIELDS = [
-    "state",
-    "state_changed_at",
-    "claimed_by",
-    "claimed_until",
-    "version_id",
-    "verified_at",
-    "verify_method",
-    "uploaded_at",
-    "error",
-    "next_attempt_at",
-]
+    def finish(self, detail: str, *, method: str, version_id: str, outcome: str) -> str:
+        """Note the verified copy. The "archived" mark itself is written for many recordings at once
+        (mark_archived): until then the recording keeps its claim, and a run killed in between finds the
+        confirmed object on its next run and adopts it."""
+        r = self.recording
+        r.version_id, r.verified_at, r.verify_method = version_id, self.now, method
+        r.uploaded_at = r.uploaded_at or self.now
+        self.detail = detail
+        return outcome
 
 
 def mark_archived(jobs: list[_Job], *, token: str, now: datetime) -> int:
     """Mark a batch's confirmed recordings archived: one transaction for the state changes and custody log.
 
     Held recordings get the bucket's own legal hold first, so none counts as archived without it. Only
-    rows this run still holds the claim on are marked; returns how many were.
+    rows this run still holds the claim on are marked; returns how many were. The rows share every value
+    but the version id (and, for adopted objects, how and when they were confirmed), so they are written
+    with one UPDATE per group and the version ids with one more, not a CASE per field per row.
     """
     if not jobs:
         return 0
@@ -175,29 +170,44 @@ def mark_archived(jobs: list[_Job], *, token: str, now: datetime) -> int:
         recording = by_pk[pk].recording
         by_pk[pk].target.set_legal_hold(recording.object_key, recording.version_id, True)
     with transaction.atomic():
-        mine = set(Recording.objects.filter(pk__in=list(by_pk), claimed_by=token).values_list("pk", flat=True))
-        events = []
+        mine = list(
+            Recording.objects.select_for_update()
+            .filter(pk__in=list(by_pk), claimed_by=token)
+            .values_list("pk", flat=True)
+        )
+        groups: dict[tuple[object, ...], list[int]] = {}
         for pk in mine:
-            recording = by_pk[pk].recording
-            events.append(
-                RecordingEvent(
-                    recording_id=pk,
-                    at=now,
-                    from_state=recording.state,
-                    to_state=Recording.State.ARCHIVED,
-                    actor=ACTOR,
-                    detail=by_pk[pk].detail,
-                )
+            r = by_pk[pk].recording
+            groups.setdefault((r.verified_at, r.verify_method, r.uploaded_at), []).append(pk)
+        for (verified_at, verify_method, uploaded_at), pks in groups.items():
+            Recording.objects.filter(pk__in=pks).update(
+                state=Recording.State.ARCHIVED,
+                state_changed_at=now,
+                claimed_by="",
+                claimed_until=None,
+                error="",
+                next_attempt_at=None,
+                verified_at=verified_at,
+                verify_method=verify_method,
+                uploaded_at=uploaded_at,
             )
-            recording.state, recording.state_changed_at = Recording.State.ARCHIVED, now
-            recording.claimed_by, recording.claimed_until, recording.error, recording.next_attempt_at = (
-                "",
-                None,
-                "",
-                None,
+        versioned = [by_pk[pk].recording for pk in mine if by_pk[pk].recording.version_id]
+        Recording.objects.bulk_update(versioned, ["version_id"], batch_size=500)
+        RecordingEvent.objects.bulk_create(
+            RecordingEvent(
+                recording_id=pk,
+                at=now,
+                from_state=by_pk[pk].recording.state,
+                to_state=Recording.State.ARCHIVED,
+                actor=ACTOR,
+                detail=by_pk[pk].detail,
             )
-        Recording.objects.bulk_update([by_pk[pk].recording for pk in mine], ARCHIVED_FIELDS)
-        RecordingEvent.objects.bulk_create(events)
+            for pk in mine
+        )
+    for pk in mine:
+        recording = by_pk[pk].recording
+        recording.state, recording.state_changed_at = Recording.State.ARCHIVED, now
+        recording.claimed_by, recording.claimed_until, recording.error, recording.next_attempt_at = "", None, "", None
     return len(mine)
 
 
@@ -245,8 +255,7 @@ def _archive(job: _Job, *, codec: str, workdir: Path) -> str:
         )
         return _Outcome.MISSING
     if not _settled(found, time.time()):
-        release(recording, token=token)
-        return _Outcome.NOT_SETTLED
+        return _Outcome.NOT_SETTLED  # the caller gives the claim back
 
     workdir.mkdir(parents=True, exist_ok=True)
     try:
@@ -298,10 +307,22 @@ def _archive(job: _Job, *, codec: str, workdir: Path) -> str:
             content_type=prepared.content_type,
         )
         recording.uploaded_at = now
+        if not stored.already_present and stored.server_sha256_hex == prepared.output_sha256:
+            # The server checked the bytes against our SHA-256 before storing them and said so in its
+            # answer: that is the read-back. (cleanup_local asks the bucket again before deleting anything.)
+            return job.finish(
+                f"uploaded as {key}; server verified sha256 {stored.server_sha256_hex} on receipt (put-checksum)",
+                method="put-checksum",
+                version_id=stored.version_id,
+                outcome=_Outcome.ARCHIVED,
+            )
         return job.confirm_and_finish(already=stored.already_present, version_id=stored.version_id)
     finally:
         if prepared.transformed:
             prepared.output_path.unlink(missing_ok=True)
+
+
+MARK_EVERY_S = 5.0  # confirmed recordings are marked archived at least this often (and every batch_size)
 
 
 def archive_due(
@@ -313,7 +334,12 @@ def archive_due(
     batch_size: int = 200,
     progress: Callable[[int, int], None] | None = None,
 ) -> ArchiveReport:
-    """Archive every recording due on this node (at most ``limit``), ``threads`` uploads at a time."""
+    """Archive every recording due on this node (at most ``limit``), ``threads`` uploads at a time.
+
+    The calling thread claims work and marks confirmed recordings archived while the upload threads
+    keep uploading: the next batch is claimed when the queue runs low, not after the last upload of the
+    previous one, and the "archived" marks are written every ``batch_size`` confirmations.
+    """
     node = settings.VICIREC_NODE if node is None else node
     threads = threads or settings.VICIREC_UPLOAD_THREADS
     target = get_target()
@@ -324,13 +350,11 @@ def archive_due(
     policies.update(RetentionPolicy.objects.exclude(campaign=None).values_list("campaign_id", "codec"))
     workdir = settings.VICIREC_WORK_DIR / token.replace(":", "_").replace("@", "_")
     report = ArchiveReport()
+    left_unsettled: set[int] = set()  # given back untouched; skipped for the rest of this run
     lock = Lock()
-    done = 0
 
-    confirmed: list[_Job] = []
-
-    def work(recording: Recording) -> None:
-        nonlocal done
+    def work(recording: Recording) -> _Job | None:
+        """Runs on an upload thread; returns the job when its copy is confirmed."""
         job = _Job(recording, target=target, token=token, now=now)
         try:
             outcome = archive_one(job, codec=_codec_for(recording, policies), workdir=workdir)
@@ -338,29 +362,47 @@ def archive_due(
             log.exception("archive of recording %s failed", recording.pk)
             fail(recording, token=token, actor=ACTOR, now=now, error=f"unexpected error: {exc!r}")
             outcome = _Outcome.FAILED
-        with lock:
-            if outcome in (_Outcome.ARCHIVED, _Outcome.ALREADY):
-                confirmed.append(job)
-            done += 1
-            _count(report, recording, outcome)
-            if outcome == _Outcome.NOT_SETTLED:
+        if outcome == _Outcome.NOT_SETTLED:
+            with lock:  # noted before the claim is given back, so this run does not claim it again
                 left_unsettled.add(recording.pk)
+            release(recording, token=token)
+        with lock:
+            _count(report, recording, outcome)
             if progress:
-                progress(done, report.claimed)
+                progress(
+                    report.archived + report.missing + report.rejected + report.failed + report.not_settled,
+                    report.claimed,
+                )
+        return job if outcome in (_Outcome.ARCHIVED, _Outcome.ALREADY) else None
 
-    left_unsettled: set[int] = set()  # released untouched; skipped for the rest of this run
-    pool = _UploadThreads(work, threads)
+    pool = _UploadThreads(work, threads, enough=batch_size)
+    # Claims are small, so that workers on one spool share the work evenly to the end; marks are batched.
+    claim_size = min(batch_size, 16 * threads)
+    low_water = claim_size // 2  # claim the next batch while this much is still in flight
+    confirmed: list[_Job] = []
+    exhausted, marked_at = False, time.monotonic()
     try:
-        while limit is None or report.claimed < limit:
-            size = batch_size if limit is None else min(batch_size, limit - report.claimed)
-            due = due_for_upload(now, node=node).exclude(pk__in=left_unsettled)
-            batch = claim(due, token=token, now=now, limit=size)
-            if not batch:
+        while True:
+            room = claim_size if limit is None else min(claim_size, limit - report.claimed)
+            more = not exhausted and room > 0
+            if more and pool.in_flight <= low_water:
+                with lock:
+                    skip = list(left_unsettled)
+                batch = claim(due_for_upload(now, node=node).exclude(pk__in=skip), token=token, now=now, limit=room)
+                exhausted = not batch
+                report.claimed += len(batch)
+                pool.submit(batch)
+                continue
+            if not pool.in_flight:
                 break
-            report.claimed += len(batch)
-            pool.run(batch)
-            mark_archived(confirmed, token=token, now=now)
-            confirmed.clear()
+            confirmed.extend(
+                job for job in pool.finished(claim_at=low_water if more else 0, timeout=MARK_EVERY_S) if job
+            )
+            if len(confirmed) >= batch_size or not pool.in_flight or time.monotonic() - marked_at > MARK_EVERY_S:
+                mark_archived(confirmed, token=token, now=now)
+                confirmed.clear()
+                marked_at = time.monotonic()
+        mark_archived(confirmed, token=token, now=now)
     finally:
         pool.close()
         shutil.rmtree(workdir, ignore_errors=True)
@@ -370,37 +412,59 @@ def archive_due(
 
 class _UploadThreads:
     """Upload threads that live for the whole run, each keeping its own database connection until the
-    end (reconnecting per recording cost more than the upload itself). One thread means the caller's."""
+    end (reconnecting per recording cost more than the upload itself). One thread means the caller's.
 
-    def __init__(self, work: Callable[[Recording], None], threads: int) -> None:
-        self.work, self.queue = work, queue.Queue[Recording | None]()
+    The caller is woken when it has something to do (the work in flight has fallen to where it should
+    claim more, ``enough`` results wait to be marked, or all is done), not once per recording: under the
+    GIL every wake-up is taken from the uploads."""
+
+    def __init__(self, work: Callable[[Recording], _Job | None], threads: int, *, enough: int) -> None:
+        self.work, self.enough = work, enough
+        self.in_flight, self.claim_at = 0, 0
+        self.results: list[_Job | None] = []
+        self.ready = Condition()
+        self.todo = queue.SimpleQueue[Recording | None]()
         self.threads = [Thread(target=self._loop, name=f"upload-{n}") for n in range(threads)] if threads > 1 else []
         for thread in self.threads:
             thread.start()
 
     def _loop(self) -> None:
         try:
-            while (recording := self.queue.get()) is not None:
-                try:
-                    self.work(recording)
-                finally:
-                    self.queue.task_done()
+            while (recording := self.todo.get()) is not None:
+                result = self.work(recording)
+                with self.ready:
+                    self.results.append(result)
+                    if self._worth_waking():
+                        self.ready.notify()
         finally:
             connections.close_all()
 
-    def run(self, batch: list[Recording]) -> None:
-        """Process a batch and return when all of it is done."""
-        if not self.threads:
-            for recording in batch:
-                self.work(recording)
-            return
+    def _worth_waking(self) -> bool:
+        left = self.in_flight - len(self.results)
+        return bool(self.results) and (left <= self.claim_at or len(self.results) >= self.enough)
+
+    def submit(self, batch: list[Recording]) -> None:
+        with self.ready:
+            self.in_flight += len(batch)
         for recording in batch:
-            self.queue.put(recording)
-        self.queue.join()
+            if self.threads:
+                self.todo.put(recording)
+            else:
+                self.results.append(self.work(recording))
+
+    def finished(self, *, claim_at: int, timeout: float) -> list[_Job | None]:
+        """Wait (at most ``timeout`` seconds) until the work in flight falls to ``claim_at`` or ``enough``
+        results are in, then return the results since the last call."""
+        with self.ready:
+            self.claim_at = claim_at
+            self.ready.wait_for(self._worth_waking, timeout=timeout)
+            results, self.results = self.results, []
+            self.in_flight -= len(results)
+        return results
 
     def close(self) -> None:
         for _ in self.threads:
-            self.queue.put(None)
+            self.todo.put(None)
         for thread in self.threads:
             thread.join()
 

@@ -52,7 +52,9 @@ CHUNK = 1024 * 1024
 MAX_SINGLE_PUT = 5 * 1024**3
 DELETE_BATCH = 1000  # DeleteObjects takes at most 1000 keys per request.
 
-Method = Literal["server-checksum", "rehash"]
+# How a copy was verified: the checksum the server verified on receipt and returned in its answer to the
+# PUT, the checksum it returns on HEAD, or the bytes read back and hashed here.
+Method = Literal["put-checksum", "server-checksum", "rehash"]
 
 
 # --- configuration helpers (called from settings.py: no Django imports here) ---------------------
@@ -126,6 +128,9 @@ class StoredObject:
     sha256_hex: str
     version_id: str = ""
     already_present: bool = False
+    # The SHA-256 the server returned in its answer to the PUT: it checked the bytes against the
+    # x-amz-checksum-sha256 we sent before storing them. Empty when it returned none.
+    server_sha256_hex: str = ""
 
 
 @dataclass(frozen=True)
@@ -427,7 +432,13 @@ class S3Target:
             raise _storage_error(exc, action=f"upload {key}", bucket=self.bucket) from exc
         except OSError as exc:
             raise StorageError(f"cannot read {path} ({exc.strerror})", permanent=False, code="OSError") from exc
-        return StoredObject(key=key, size=size, sha256_hex=sha256_hex, version_id=response.get("VersionId") or "")
+        return StoredObject(
+            key=key,
+            size=size,
+            sha256_hex=sha256_hex,
+            version_id=response.get("VersionId") or "",
+            server_sha256_hex=_hex_from_b64(response.get("ChecksumSHA256") or ""),
+        )
 
     def _existing(self, key: str, *, sha256_hex: str, size: int) -> StoredObject:
         """The key was taken (412): identical content counts as stored, anything else is a conflict."""

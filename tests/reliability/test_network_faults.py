@@ -201,11 +201,27 @@ def _lie_about_checksum(head: bytes) -> bytes:
     return re.sub(rb"(?i)(x-amz-checksum-sha256: )[A-Za-z0-9+/=]+", rb"\g<1>" + wrong, head)
 
 
+def test_the_checksum_in_the_puts_answer_is_the_read_back_and_a_wrong_one_is_checked_on_head(
+    proxy: FaultProxy, proxied_bucket: str, direct_target: S3Target, spool_dir: Path
+) -> None:
+    baseline = batch(spool_dir, 3)
+    proxy.rule = Rules().add(Fault.rewrite_head(_lie_about_checksum), method="PUT", times=1)
+
+    report = archive_due(now=NOW, node="", threads=1)
+
+    assert report.archived == 3 and report.failed == 0
+    methods = sorted(Recording.objects.filter(pk__in=list(baseline)).values_list("verify_method", flat=True))
+    assert methods == ["put-checksum", "put-checksum", "server-checksum"]  # the odd answer was asked again
+    assert len(proxy.requests("HEAD")) == 1 and len(proxy.requests("PUT")) == 3
+    assert_sound(direct_target, spool_dir, baseline)
+
+
 def test_a_server_that_reports_another_checksum_is_never_taken_as_confirmation(
     proxy: FaultProxy, proxied_bucket: str, direct_target: S3Target, spool_dir: Path
 ) -> None:
     baseline = batch(spool_dir, 2)
-    proxy.rule = Rules().add(Fault.rewrite_head(_lie_about_checksum), method="HEAD")
+    lie = Fault.rewrite_head(_lie_about_checksum)
+    proxy.rule = Rules().add(lie, method="PUT").add(lie, method="HEAD")  # in the PUT's answer and on HEAD
 
     report = archive_due(now=NOW, node="", threads=1)
 
@@ -289,11 +305,11 @@ def test_a_seeded_storm_of_every_fault_loses_nothing_and_finally_archives_everyt
         fault = rng.choice(faults)
         if fault.kind == "flip" and request.method != "PUT":
             return Fault.drop()
-        if fault.kind == "rewrite" and request.method != "HEAD":
+        if fault.kind == "rewrite" and request.method not in ("HEAD", "PUT"):
             return Fault.error(500)
         return fault
 
-    baseline = batch(spool_dir, 8, seed=11)
+    baseline = batch(spool_dir, 12, seed=11)
     proxy.rule = storm
     now = NOW
     for _ in range(4):
@@ -306,5 +322,5 @@ def test_a_seeded_storm_of_every_fault_loses_nothing_and_finally_archives_everyt
     proxy.reset()
     archive_due(now=now, node="", threads=1)
     cleanup_local(now=now, node="")
-    assert states(baseline) == ["cleared"] * 8
+    assert states(baseline) == ["cleared"] * 12
     assert_sound(direct_target, spool_dir, baseline, in_flight_ok=False)
