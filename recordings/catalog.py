@@ -1,5 +1,11 @@
 """Stage 1, catalog: read new recording_log rows from VICIdial (read-only) into vicirec's catalog.
 
+Rows come from recording_log and from recording_log_archive, where VICIdial's ADMIN_archive_log_tables.pl
+moves old rows (a backfill, or a run after a long stop, finds them there); a row in both is taken from the
+live table, as VICIdial's own pages do. Call details are looked up in vicidial_log / vicidial_closer_log
+and then in their _archive tables. An _archive table that is absent (VICIdial before 2.12) or not granted
+is reported and skipped.
+
 The watermark is the highest recording_id already cataloged, so a crash between batches (or inside one:
 inserts ignore rows that already exist) is resumed by the next run with nothing lost or added twice. Each
 batch costs a fixed number of queries whatever its size: the recording_log rows, their outbound and
@@ -13,13 +19,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from django.conf import settings
-from django.db import transaction
+from django.db import DatabaseError, transaction
 from django.db.models import Max
 from simple_history.utils import bulk_create_with_history
 
@@ -27,11 +33,15 @@ from recordings import spool
 from recordings.models import Campaign, Recording, RecordingEvent
 from recordings.vicidial import (
     RecordingLog,
+    RecordingLogArchive,
     VicidialCampaign,
     VicidialCloserLog,
+    VicidialCloserLogArchive,
     VicidialInboundGroup,
     VicidialLead,
     VicidialLog,
+    VicidialLogArchive,
+    VicidialModel,
 )
 
 log = logging.getLogger("vicirec.catalog")
@@ -66,10 +76,12 @@ class SyncReport:
     other_server: int = 0
     unmatched_calls: int = 0
     held_open: int = 0
+    from_archive_table: int = 0
     batches: int = 0
     watermark: int = 0
+    not_read: list[str] = field(default_factory=list)  # VICIdial _archive tables that could not be read
 
-    def as_dict(self) -> dict[str, int]:
+    def as_dict(self) -> dict[str, object]:
         return asdict(self)
 
 
@@ -116,6 +128,8 @@ def _call_time(row: dict[str, Any]) -> datetime | None:
     return None
 
 
+ARCHIVE_TABLES = (RecordingLogArchive, VicidialLogArchive, VicidialCloserLogArchive)
+
 # A call time further ahead of our clock than this is a telephony server's clock error, not a call.
 CLOCK_SKEW = timedelta(hours=1)
 
@@ -135,28 +149,50 @@ def _open_cutoff(rows: list[dict[str, Any]], now: datetime) -> int | None:
     return None
 
 
+def _unreadable(model: type[VicidialModel]) -> str:
+    """Why a VICIdial table cannot be read ("" when it can): VICIdial before 2.12 has no _archive tables,
+    and a grant may leave them out."""
+    try:
+        model.objects.exists()
+    except DatabaseError as exc:
+        return f"{model._meta.db_table} not read ({exc}): rows VICIdial has moved there are not cataloged"
+    return ""
+
+
+def _rows_above(watermark: int, size: int, *, moved: bool) -> list[dict[str, Any]]:
+    """The next ``size`` recording rows above the watermark, in id order, from recording_log and (when
+    ``moved``) recording_log_archive; a row in both is taken from the live table."""
+    rows: dict[int, dict[str, Any]] = {}
+    for model in (RecordingLogArchive, RecordingLog) if moved else (RecordingLog,):
+        found = model.objects.filter(recording_id__gt=watermark).order_by("recording_id").values(*ROW_FIELDS)[:size]
+        rows.update((row["recording_id"], row | {"table": model._meta.db_table}) for row in found)
+    return [rows[recording_id] for recording_id in sorted(rows)[:size]]
+
+
+CALL_FIELDS = ("lead_id", "campaign_id", "phone_number", "user")
+
+
+def _calls(models: tuple[type[VicidialModel], ...], key: str, values: set[Any]) -> dict[str, dict[str, Any]]:
+    """Call-log rows by ``key``, from the live table and then, for those not there, its _archive table."""
+    calls: dict[str, dict[str, Any]] = {}
+    for model in models:
+        wanted = {v for v in values if str(v) not in calls}
+        if wanted:
+            calls.update(
+                (str(c[key]), c) for c in model.objects.filter(**{f"{key}__in": wanted}).values(key, *CALL_FIELDS)
+            )
+    return calls
+
+
 class _CallIndex:
     """The call-log rows, leads and campaigns of one batch, fetched with one query per table."""
 
-    def __init__(self, rows: list[dict[str, Any]], campaigns: dict[tuple[str, str], int]) -> None:
+    def __init__(self, rows: list[dict[str, Any]], campaigns: dict[tuple[str, str], int], *, moved: bool) -> None:
         outbound = {r["vicidial_id"] for r in rows if r["vicidial_id"] and "." in r["vicidial_id"]}
         inbound = {int(r["vicidial_id"]) for r in rows if r["vicidial_id"] and r["vicidial_id"].isdigit()}
-        call_fields = ("lead_id", "campaign_id", "phone_number", "user")
-        self.outbound = (
-            {
-                c["uniqueid"]: c
-                for c in VicidialLog.objects.filter(uniqueid__in=outbound).values("uniqueid", *call_fields)
-            }
-            if outbound
-            else {}
-        )
-        self.inbound = (
-            {
-                str(c["closecallid"]): c
-                for c in VicidialCloserLog.objects.filter(closecallid__in=inbound).values("closecallid", *call_fields)
-            }
-            if inbound
-            else {}
+        self.outbound = _calls((VicidialLog, *([VicidialLogArchive] if moved else [])), "uniqueid", outbound)
+        self.inbound = _calls(
+            (VicidialCloserLog, *([VicidialCloserLogArchive] if moved else [])), "closecallid", inbound
         )
         lead_ids = {r["lead_id"] for r in rows if r["lead_id"]}
         self.lead_phones = (
@@ -263,15 +299,21 @@ def sync_recordings(
     report = SyncReport()
     report.campaigns_added, report.campaigns_updated = sync_campaigns()
     campaigns = {(kind, cid): pk for pk, kind, cid in Campaign.objects.values_list("pk", "kind", "campaign_id")}
+    report.not_read = [problem for model in ARCHIVE_TABLES if (problem := _unreadable(model))]
+    for problem in report.not_read:
+        log.warning("sync: %s", problem)
+    rows_moved = not _unreadable(RecordingLogArchive)
+    calls_moved = not (_unreadable(VicidialLogArchive) or _unreadable(VicidialCloserLogArchive))
     watermark = Recording.objects.aggregate(top=Max("recording_id"))["top"] or 0
-    newest = RecordingLog.objects.aggregate(top=Max("recording_id"))["top"] or 0
+    newest = max(
+        model.objects.aggregate(top=Max("recording_id"))["top"] or 0
+        for model in ((RecordingLog, RecordingLogArchive) if rows_moved else (RecordingLog,))
+    )
     total = max(newest - watermark, 0)
     done = 0
     while limit is None or done < limit:
         size = batch_size if limit is None else min(batch_size, limit - done)
-        rows = list(
-            RecordingLog.objects.filter(recording_id__gt=watermark).order_by("recording_id").values(*ROW_FIELDS)[:size]
-        )
+        rows = _rows_above(watermark, size, moved=rows_moved)
         if not rows:
             break
         cutoff = _open_cutoff(rows, now)
@@ -280,8 +322,9 @@ def sync_recordings(
             rows = rows[:cutoff]
             if not rows:
                 break
-        calls = _CallIndex(rows, campaigns)
+        calls = _CallIndex(rows, campaigns, moved=calls_moved)
         entries = [_catalog_entry(r, calls, node=node, spools=spools, now=now, report=report) for r in rows]
+        tables = {r["recording_id"]: r["table"] for r in rows}
         ids = [e.recording_id for e in entries]
         with transaction.atomic():
             existing = set(Recording.objects.filter(recording_id__in=ids).values_list("recording_id", flat=True))
@@ -293,11 +336,13 @@ def sync_recordings(
                     at=now,
                     to_state=e.state,
                     actor=ACTOR,
-                    detail=e.error or f"cataloged from recording_log ({e.local_path or 'file not looked for here'})",
+                    detail=f"cataloged from {tables[e.recording_id]}: "
+                    + (e.error or e.local_path or "file not looked for here"),
                 )
                 for e in fresh
             )
         report.recordings_added += len(fresh)
+        report.from_archive_table += sum(tables[e.recording_id] != RecordingLog._meta.db_table for e in fresh)
         report.batches += 1
         watermark = rows[-1]["recording_id"]
         done += len(rows)

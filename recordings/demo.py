@@ -18,11 +18,14 @@ from pathlib import Path
 from recordings.codec import prepare, synthesize_speech_like_wav
 from recordings.vicidial import (
     RecordingLog,
+    RecordingLogArchive,
     VicidialCampaign,
     VicidialCloserLog,
+    VicidialCloserLogArchive,
     VicidialInboundGroup,
     VicidialLead,
     VicidialLog,
+    VicidialLogArchive,
     VicidialUser,
 )
 from recordings.vicidial_schema import VicidialWriter
@@ -46,6 +49,7 @@ class DemoReport:
     agents: int = 0
     leads: int = 0
     recordings: int = 0
+    in_archive_tables: int = 0  # recording_log rows old enough to sit in recording_log_archive
     wav_files: int = 0
     mp3_files: int = 0
     missing_files: int = 0
@@ -181,7 +185,14 @@ def generate_demo(*, spool: Path, now: datetime, calls: int = 120, seed: int = 7
                 report.audio_bytes += wav.stat().st_size
                 os.utime(wav, (epoch + length, epoch + length))  # written when the call ended
         report.leads = writer.insert(VicidialLead, leads)
-        writer.insert(VicidialLog, outbound)
-        writer.insert(VicidialCloserLog, inbound)
-        report.recordings = writer.insert(RecordingLog, recordings)
+        # ADMIN_archive_log_tables.pl moves calls older than 732 days (its default) to the _archive tables.
+        cutoff = now - timedelta(days=732)
+        for live, archive, rows, when in (
+            (VicidialLog, VicidialLogArchive, outbound, "call_date"),
+            (VicidialCloserLog, VicidialCloserLogArchive, inbound, "call_date"),
+            (RecordingLog, RecordingLogArchive, recordings, "start_time"),
+        ):
+            writer.insert(live, [row for row in rows if row[when] >= cutoff])
+            moved = writer.insert(archive, [row for row in rows if row[when] < cutoff])
+        report.recordings, report.in_archive_tables = len(recordings), moved
     return report

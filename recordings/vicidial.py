@@ -23,7 +23,7 @@ class VicidialModel(models.Model):
         return f"{self._meta.db_table} {self.pk}"
 
 
-class RecordingLog(VicidialModel):
+class RecordingLogColumns(VicidialModel):
     recording_id = models.PositiveIntegerField(primary_key=True)
     channel = models.CharField(max_length=100, null=True)
     server_ip = models.CharField(max_length=15, null=True)
@@ -41,7 +41,20 @@ class RecordingLog(VicidialModel):
     vicidial_id = models.CharField(max_length=20, null=True, db_index=True)
 
     class Meta(VicidialModel.Meta):
+        abstract = True
+
+
+class RecordingLog(RecordingLogColumns):
+    class Meta(VicidialModel.Meta):
         db_table = "recording_log"
+
+
+class RecordingLogArchive(RecordingLogColumns):
+    """Where ADMIN_archive_log_tables.pl --recording-log-days=X moves old rows (copied with INSERT IGNORE,
+    then deleted from the live table). recording_id is UNIQUE there, not a primary key."""
+
+    class Meta(VicidialModel.Meta):
+        db_table = "recording_log_archive"
 
 
 class VicidialCampaign(VicidialModel):
@@ -68,7 +81,7 @@ class VicidialInboundGroup(VicidialModel):
         db_table = "vicidial_inbound_groups"
 
 
-class VicidialLog(VicidialModel):
+class VicidialLogColumns(VicidialModel):
     """Outbound call log; a recording's vicidial_id containing "." is this table's uniqueid."""
 
     uniqueid = models.CharField(max_length=20, primary_key=True)
@@ -86,10 +99,22 @@ class VicidialLog(VicidialModel):
     user_group = models.CharField(max_length=20, null=True)
 
     class Meta(VicidialModel.Meta):
+        abstract = True
+
+
+class VicidialLog(VicidialLogColumns):
+    class Meta(VicidialModel.Meta):
         db_table = "vicidial_log"
 
 
-class VicidialCloserLog(VicidialModel):
+class VicidialLogArchive(VicidialLogColumns):
+    """Outbound calls older than ADMIN_archive_log_tables.pl's cut-off (732 days by default)."""
+
+    class Meta(VicidialModel.Meta):
+        db_table = "vicidial_log_archive"
+
+
+class VicidialCloserLogColumns(VicidialModel):
     """Inbound (in-group) call log; its campaign_id holds the in-group's group_id."""
 
     closecallid = models.PositiveIntegerField(primary_key=True)
@@ -108,7 +133,19 @@ class VicidialCloserLog(VicidialModel):
     uniqueid = models.CharField(max_length=20, default="", db_index=True)
 
     class Meta(VicidialModel.Meta):
+        abstract = True
+
+
+class VicidialCloserLog(VicidialCloserLogColumns):
+    class Meta(VicidialModel.Meta):
         db_table = "vicidial_closer_log"
+
+
+class VicidialCloserLogArchive(VicidialCloserLogColumns):
+    """Inbound calls older than ADMIN_archive_log_tables.pl's cut-off."""
+
+    class Meta(VicidialModel.Meta):
+        db_table = "vicidial_closer_log_archive"
 
 
 class VicidialLead(VicidialModel):
@@ -141,10 +178,13 @@ class VicidialUser(VicidialModel):
 
 VICIDIAL_MODELS: tuple[type[VicidialModel], ...] = (
     RecordingLog,
+    RecordingLogArchive,
     VicidialCampaign,
     VicidialInboundGroup,
     VicidialLog,
+    VicidialLogArchive,
     VicidialCloserLog,
+    VicidialCloserLogArchive,
     VicidialLead,
     VicidialUser,
 )

@@ -10,11 +10,14 @@ from typing import Any
 from recordings.models import Recording
 from recordings.vicidial import (
     RecordingLog,
+    RecordingLogArchive,
     VicidialCampaign,
     VicidialCloserLog,
+    VicidialCloserLogArchive,
     VicidialInboundGroup,
     VicidialLead,
     VicidialLog,
+    VicidialLogArchive,
     VicidialUser,
 )
 from recordings.vicidial_schema import VicidialWriter
@@ -118,6 +121,26 @@ class VicidialData:
             ],
         )
         return self.recording_log(lead_id=lead_id, vicidial_id=str(closecallid), **row)
+
+    def archive_logs(self, *rows: dict[str, Any], keep_live: bool = False) -> None:
+        """What ADMIN_archive_log_tables.pl does to these recordings and their calls: copy the rows into the
+        _archive tables, then delete them from the live ones (``keep_live``: a recent row, in both)."""
+        ids = lambda test: [r["vicidial_id"] for r in rows if test(r["vicidial_id"] or "")]  # noqa: E731
+        moves = [
+            (RecordingLog, RecordingLogArchive, "recording_id", [r["recording_id"] for r in rows]),
+            (VicidialLog, VicidialLogArchive, "uniqueid", ids(lambda v: "." in v)),
+            (VicidialCloserLog, VicidialCloserLogArchive, "closecallid", [int(v) for v in ids(str.isdigit)]),
+        ]
+        quote = self.writer.connection.ops.quote_name
+        with self.writer.connection.cursor() as cursor:
+            for live, archive, key, values in moves:
+                if not values:
+                    continue
+                where = f"WHERE {quote(key)} IN ({', '.join(['%s'] * len(values))})"
+                live_table, archive_table = quote(live._meta.db_table), quote(archive._meta.db_table)
+                cursor.execute(f"INSERT INTO {archive_table} SELECT * FROM {live_table} {where}", values)
+                if not keep_live:
+                    cursor.execute(f"DELETE FROM {live_table} {where}", values)
 
 
 def write_file(spool: Path, relative: str, content: bytes = b"RIFF....WAVEfmt fake audio") -> Path:

@@ -47,7 +47,12 @@ class StageCommand(BaseCommand):
         return user
 
     def summary(self, data: dict[str, Any]) -> str:
-        return ", ".join(f"{key.replace('_', ' ')}: {value}" for key, value in data.items())
+        """``key: value, …``; a list shows its items (and an empty one nothing)."""
+        return ", ".join(
+            f"{key.replace('_', ' ')}: {'; '.join(map(str, value)) if isinstance(value, list) else value}"
+            for key, value in data.items()
+            if value != []
+        )
 
     def progress(self, label: str) -> Any:
         """A progress callback drawing one line on a terminal; silent under --json or when piped."""

@@ -199,3 +199,74 @@ def test_command_prints_json_counts(vicidial: VicidialData, spool_dir: Path):
     call_command("sync_recordings", "--json", stdout=out)
     data = json.loads(out.getvalue())
     assert data["recordings_added"] == 1 and data["missing"] == 1
+
+
+def test_rows_vicidial_moved_to_its_archive_tables_are_cataloged_with_their_calls(
+    vicidial: VicidialData, spool_dir: Path
+):
+    vicidial.campaign("SALES")
+    vicidial.ingroup("SUPPORT")
+    out = vicidial.outbound_call(campaign="SALES", phone="3125551212")
+    inb = vicidial.inbound_call(ingroup="SUPPORT", phone="7735550000")
+    live = vicidial.outbound_call(campaign="SALES", phone="3125550001")
+    vicidial.archive_logs(out, inb)  # a backfill after ADMIN_archive_log_tables.pl --recording-log-days=1
+
+    report = sync()
+
+    assert (report.recordings_added, report.from_archive_table, report.not_read) == (3, 2, [])
+    moved_out = Recording.objects.get(recording_id=out["recording_id"])
+    assert (moved_out.campaign.campaign_id, moved_out.phone_number, moved_out.direction) == (
+        "SALES",
+        "3125551212",
+        "outbound",
+    )
+    moved_in = Recording.objects.get(recording_id=inb["recording_id"])
+    assert (moved_in.campaign.campaign_id, moved_in.direction) == ("SUPPORT", "inbound")
+    event = RecordingEvent.objects.get(recording_id=out["recording_id"])
+    assert "recording_log_archive" in event.detail
+    assert "cataloged from recording_log: " in RecordingEvent.objects.get(recording_id=live["recording_id"]).detail
+    assert sync().recordings_added == 0
+
+
+def test_a_row_in_both_tables_is_taken_from_the_live_one(vicidial: VicidialData, spool_dir: Path):
+    row = vicidial.recording_log(location="http://10.0.0.11/RECORDINGS/old.wav")
+    vicidial.archive_logs(row, keep_live=True)
+    with vicidial.writer.connection.cursor() as cursor:  # VICIdial updated the live row after the copy
+        cursor.execute(
+            "UPDATE recording_log SET location = %s WHERE recording_id = %s",
+            ["http://10.0.0.11/RECORDINGS/MP3/new.mp3", row["recording_id"]],
+        )
+
+    report = sync()
+
+    assert (report.recordings_added, report.from_archive_table) == (1, 0)
+    cataloged = Recording.objects.get(recording_id=row["recording_id"])
+    assert cataloged.vicidial_location == "http://10.0.0.11/RECORDINGS/MP3/new.mp3"
+
+
+def test_a_vicidial_without_archive_tables_is_reported_and_its_live_rows_cataloged(
+    vicidial: VicidialData, spool_dir: Path
+):
+    from recordings.vicidial import RecordingLogArchive, VicidialLogArchive
+
+    rows = [vicidial.outbound_call() for _ in range(3)]
+    with vicidial.writer.connection.schema_editor() as editor:  # VICIdial before 2.12
+        editor.delete_model(RecordingLogArchive)
+        editor.delete_model(VicidialLogArchive)
+    try:
+        report = sync()
+        out = StringIO()
+        call_command("sync_recordings", stdout=out)
+    finally:
+        with vicidial.writer.connection.schema_editor() as editor:
+            editor.create_model(RecordingLogArchive)
+            editor.create_model(VicidialLogArchive)
+
+    assert report.recordings_added == 3 and report.from_archive_table == 0
+    assert [problem.split(" ", 1)[0] for problem in report.not_read] == [
+        "recording_log_archive",
+        "vicidial_log_archive",
+    ]
+    assert "rows VICIdial has moved there are not cataloged" in report.not_read[0]
+    assert all(Recording.objects.get(pk=r["recording_id"]).campaign is not None for r in rows)
+    assert "not read: recording_log_archive not read" in out.getvalue()
