@@ -211,7 +211,9 @@ def enforce_retention(
     cursor = 0  # walk the catalog once in primary-key order, so each batch's query starts where the last ended
     while limit is None or report.deleted + report.failed < limit:
         size = DELETE_BATCH if limit is None else min(DELETE_BATCH, limit - report.deleted - report.failed)
-        candidates = deletable(now).filter(recording_id__gt=cursor)
+        # A recording whose deletion failed waits out its back-off (fail() sets next_attempt_at) before the
+        # next try, instead of costing every run a refused request.
+        candidates = deletable(now).retry_due(now).filter(recording_id__gt=cursor)
         batch = claim(candidates, token=token, now=now, limit=size, order=("recording_id",))
         if not batch:
             break

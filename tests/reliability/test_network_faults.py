@@ -263,13 +263,18 @@ def test_faults_during_cleanup_and_retention_delete_nothing_and_are_recorded(
     assert all((spool_dir / b.relative).exists() for b in baseline.values())
 
     proxy.rule = Rules().add(Fault.slow_down(), method="POST", query="delete")
-    report = enforce_retention(now=NOW, dry_run=False, confirm=True)
+    assert enforce_retention(now=NOW, dry_run=False, confirm=True).failed == 0  # each waits out its back-off
+    retry = max(Recording.objects.filter(pk__in=list(baseline)).values_list("next_attempt_at", flat=True))
+    report = enforce_retention(now=retry, dry_run=False, confirm=True)
     assert report.deleted == 0 and report.failed == 3
     assert not DeletionCertificate.objects.filter(recording_id__in=list(baseline)).exists()
     for r in Recording.objects.filter(pk__in=list(baseline)):
-        assert r.state == "archived"
+        assert r.state == "archived" and r.attempts == 2 and r.next_attempt_at > retry
         failure_is_visible(r, r"SlowDown")
     assert_sound(direct_target, spool_dir, baseline)
+    deletes = len(proxy.requests("POST"))
+    assert enforce_retention(now=retry, dry_run=False, confirm=True).failed == 0
+    assert len(proxy.requests("POST")) == deletes  # a refused deletion is not asked again before its time
 
     proxy.reset()
     later = NOW + timedelta(days=2)

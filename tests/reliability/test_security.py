@@ -91,6 +91,7 @@ def test_a_wrong_secret_key_never_reaches_the_database_logs_history_or_output(
     Recording.objects.update(state="archived", object_key="LEAK/x.mp3", stored_sha256="0" * 64, stored_size=1)
     cleanup_local(now=NOW, node="")
     verify_archive(now=NOW, sample=10)
+    Recording.objects.update(next_attempt_at=None)  # past cleanup's back-off: retention tries now
     retention = enforce_retention(now=NOW, dry_run=False, confirm=True)
     settings.STORAGES = {**settings.STORAGES, "archive": s3_archive_storage(s3_server, s3_bucket, access_key_id=key_id)}
     Recording.objects.update(next_attempt_at=None)
