@@ -37,7 +37,6 @@ from retention.models import RetentionPolicy
 
 log = logging.getLogger("vicirec.archive")
 ACTOR = "archive_recordings"
-WAITING_STATES = (Recording.State.CAPTURED, Recording.State.MISSING, Recording.State.FAILED)
 
 
 def due_for_upload(now: datetime, *, node: str) -> RecordingQuerySet:
@@ -49,7 +48,7 @@ def due_for_upload(now: datetime, *, node: str) -> RecordingQuerySet:
     """
     from recordings.disk import under_pressure  # disk pressure (issue 6)
 
-    waiting = Recording.objects.filter(state__in=WAITING_STATES).for_node(node).retry_due(now)
+    waiting = Recording.objects.filter(state__in=Recording.WAITING_STATES).for_node(node).retry_due(now)
     if node == settings.VICIREC_NODE and under_pressure():  # only this node's own disk can be measured here
         return waiting
     past_window = RetentionPolicy.objects.age_condition(now, "keep_local_days")

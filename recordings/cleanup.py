@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 
 from django.conf import settings
+from django.db.models import Exists, OuterRef
 
 from recordings import spool
 from recordings.codec import hash_file
@@ -26,7 +27,18 @@ ACTOR = "cleanup_local"
 
 
 def local_copies_to_clear(now: datetime, *, node: str) -> RecordingQuerySet:
-    return Recording.objects.filter(state=Recording.State.ARCHIVED).for_node(node).retry_due(now)
+    """Archived recordings on this node's disk, except those whose file another recording still waits to
+    upload: VICIdial can log two recording_log rows for one file (the same filename on the same server),
+    and the file stays until every row that needs it has its own verified copy."""
+    file_still_needed = Recording.objects.filter(
+        filename=OuterRef("filename"), server_ip=OuterRef("server_ip"), state__in=Recording.WAITING_STATES
+    )
+    return (
+        Recording.objects.filter(state=Recording.State.ARCHIVED)
+        .for_node(node)
+        .retry_due(now)
+        .exclude(Exists(file_still_needed))
+    )
 
 
 @dataclass

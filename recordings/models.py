@@ -90,6 +90,7 @@ class Recording(models.Model):
         UNKNOWN = "unknown", "Unknown"
 
     LOCAL_STATES = (State.CAPTURED, State.FAILED, State.ARCHIVED)
+    WAITING_STATES = (State.CAPTURED, State.MISSING, State.FAILED)  # not in the bucket yet, to be uploaded
     COPY_STATES = (State.CAPTURED, State.FAILED, State.ARCHIVED, State.CLEARED)
 
     # VICIdial's recording_log.recording_id: the id ops and VICIdial's screens know.

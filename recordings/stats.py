@@ -17,19 +17,14 @@ from django_q.models import Success
 from recordings.models import Recording, RecordingEvent
 from recordings.schedules import PREFIX
 
-WAITING_STATES = (
-    Recording.State.CAPTURED,
-    Recording.State.MISSING,
-    Recording.State.FAILED,
-    Recording.State.ARCHIVED,
-)
+NODE_WORK_STATES = (*Recording.WAITING_STATES, Recording.State.ARCHIVED)  # to upload, or to clear locally
 
 
 def waiting_counts() -> dict[str, dict[str, int]]:
     """{state: {server_ip: count}} for the states with work left on a node."""
     counts: dict[str, dict[str, int]] = {}
     rows = (
-        Recording.objects.filter(state__in=WAITING_STATES)
+        Recording.objects.filter(state__in=NODE_WORK_STATES)
         .order_by()
         .values_list("state", "server_ip")
         .annotate(n=Count("pk"))

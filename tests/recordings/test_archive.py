@@ -256,3 +256,27 @@ def test_verify_archive_reports_a_tampered_object(target: str, spool_dir: Path, 
 
     recording.refresh_from_db()
     assert recording.state == "archived" and "integrity check failed" in recording.error
+
+
+def test_a_file_two_recording_log_rows_share_stays_until_both_have_a_verified_copy(
+    target: str, spool_dir: Path, sales: Campaign
+) -> None:
+    first = wav_recording(spool_dir, age_days=10, campaign=sales)
+    first.refresh_from_db()
+    later = make_recording(  # VICIdial logged the same file twice; the second row is not due yet
+        filename=first.filename, start_time=NOW - timedelta(days=1), campaign=sales, local_path=first.local_path
+    )
+    path = spool_dir / first.local_path
+
+    assert archive_due(now=NOW, node="", threads=1).archived == 1
+    assert cleanup_local(now=NOW, node="").claimed == 0  # the file is still needed
+    assert path.exists()
+
+    assert archive_due(now=NOW + timedelta(days=3), node="", threads=1).archived == 1
+    cleanup = cleanup_local(now=NOW + timedelta(days=3), node="")
+
+    assert (cleanup.cleared, cleanup.already_gone) == (1, 1) and not path.exists()
+    for r in (first, later):
+        r.refresh_from_db()
+        assert r.state == "cleared" and r.verified_at is not None
+    assert first.original_sha256 == later.original_sha256 and first.object_key != later.object_key
