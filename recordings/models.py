@@ -316,6 +316,8 @@ class PipelineSnapshot(models.Model):
     archived_stored_bytes = models.PositiveBigIntegerField(default=0)
     # {node: {"total", "used", "free", "percent", "path", "reported_at"}} as each node last reported it
     disk = models.JSONField(default=dict)
+    # the dashboard's table-wide totals (recordings.stats.inventory), taken with the snapshot
+    inventory = models.JSONField(default=dict)
 
     class Meta:
         ordering = ["-day"]

@@ -7,7 +7,7 @@ anything outside the spool folders). Every response that hands out audio first w
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import PurePosixPath
 from typing import Any
 
@@ -16,8 +16,7 @@ from django.contrib import admin
 from django.contrib.auth.decorators import login_required
 from django.core.cache import cache
 from django.core.exceptions import PermissionDenied
-from django.db.models import Count, Min, Sum, Value
-from django.db.models.functions import Coalesce, Greatest, TruncMonth
+from django.db.models import Count, Min
 from django.http import (
     FileResponse,
     Http404,
@@ -28,7 +27,8 @@ from django.http import (
 )
 
 from recordings.export import Accessor, find_copy, log_access
-from recordings.models import AccessEvent, Recording
+from recordings.models import AccessEvent, PipelineSnapshot, Recording
+from recordings.stats import GIB, NODE_WORK_STATES, inventory
 from recordings.storage import StorageError
 from vicirec import clock
 
@@ -112,7 +112,6 @@ def vicidial_link(request: HttpRequest, path: str) -> HttpResponse:
 
 # --- the dashboard ---------------------------------------------------------------------------------
 
-GIB = 1024**3
 PRICE_DEFAULTS = {
     # USD per GB-month, list prices: Cloudflare R2 Standard; AWS S3 us-east-1, first 50 TB.
     "VICIREC_PRICE_R2_GB_MONTH": 0.015,
@@ -120,95 +119,32 @@ PRICE_DEFAULTS = {
     "VICIREC_PRICE_S3_STANDARD_IA_GB_MONTH": 0.0125,
     "VICIREC_PRICE_S3_GLACIER_IR_GB_MONTH": 0.004,
 }
-MIN_BILLABLE_OBJECT = 128 * 1024  # S3 Standard-IA and Glacier Instant Retrieval bill small objects as 128 KB
 
 
 def price(name: str) -> float:
     return float(getattr(settings, name, PRICE_DEFAULTS[name]))
 
 
-def _month_starts(now: datetime, months: int) -> list[datetime]:
-    first = now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
-    starts = [first]
-    for _ in range(months - 1):
-        starts.append((starts[-1] - timedelta(days=1)).replace(day=1))
-    return list(reversed(starts))
-
-
-def _chart(now: datetime, stored_now: int, months: int = 12) -> dict[str, Any]:
-    """Bytes in the bucket at the end of each of the last ``months`` months, from two grouped queries."""
-    starts = _month_starts(now, months)
-    since = starts[0]
-    uploaded = dict(
-        Recording.objects.filter(uploaded_at__gte=since, stored_size__isnull=False)
-        .annotate(month=TruncMonth("uploaded_at"))
-        .order_by()
-        .values_list("month")
-        .annotate(size=Sum("stored_size"))
-    )
-    expired = dict(
-        Recording.objects.filter(expired_at__gte=since, stored_size__isnull=False, state=Recording.State.EXPIRED)
-        .annotate(month=TruncMonth("expired_at"))
-        .order_by()
-        .values_list("month")
-        .annotate(size=Sum("stored_size"))
-    )
-
-    def month_key(value: datetime) -> tuple[int, int]:
-        return (value.year, value.month)
-
-    up = {month_key(k): v or 0 for k, v in uploaded.items() if k}
-    gone = {month_key(k): v or 0 for k, v in expired.items() if k}
-    points = []
-    level = stored_now
-    for start in reversed(starts):  # walk back: the end of a month is now minus what came after it
-        points.append({"label": f"{start:%b %Y}", "short": f"{start:%b}", "bytes": max(level, 0)})
-        key = month_key(start)
-        level = level - up.get(key, 0) + gone.get(key, 0)
-    points.reverse()
-    width, height, pad = 600, 160, 24
-    top = max([p["bytes"] for p in points] + [1])
-    bar = (width - pad) / len(points)
-    for i, p in enumerate(points):
-        h = round((height - pad) * p["bytes"] / top, 1)
-        p.update(x=round(pad + i * bar + 2, 1), w=round(bar - 4, 1), h=h, y=round(height - pad - h, 1))
-        p["tx"] = round(p["x"] + p["w"] / 2, 1)
-    return {"points": points, "width": width, "height": height, "base": height - pad, "top": top}
-
-
 def dashboard_data(now: datetime) -> dict[str, Any]:
-    """Every figure of the admin index; each a grouped query over an index or a short bounded list."""
+    """Every figure of the admin index.
+
+    The table-wide totals (by state, per server, in the bucket, month by month) come from the latest
+    statistics snapshot, where the central worker computes them (recordings.stats.inventory): a page view
+    never scans the catalog. Only a catalog without any snapshot yet is counted live. The backlog and the
+    latest failures are live queries bounded by the (state, server_ip, start_time) index.
+    """
     from holds.models import LegalHold
     from retention.forecast import forecast
 
-    size = Coalesce("stored_size", "original_size")
-    by_state_rows = (
-        Recording.objects.order_by()
-        .values("state")
-        .annotate(n=Count("pk"), size=Coalesce(Sum(size), 0), oldest=Min("start_time"))
-    )
-    by_state = {row["state"]: row for row in by_state_rows}
-    states = [
-        {
-            "state": state,
-            "label": label,
-            "n": by_state.get(state, {}).get("n", 0),
-            "bytes": by_state.get(state, {}).get("size", 0),
-        }
-        for state, label in Recording.State.choices
-    ]
-    local = list(
-        Recording.objects.filter(state__in=Recording.LOCAL_STATES)
+    snapshot = PipelineSnapshot.objects.exclude(inventory={}).order_by("-day").first()
+    totals, totals_as_of = (snapshot.inventory, snapshot.taken_at) if snapshot else (inventory(now), now)
+    backlog = {
+        row["state"]: row
+        for row in Recording.objects.filter(state__in=NODE_WORK_STATES)
         .order_by()
-        .values("server_ip")
-        .annotate(n=Count("pk"), bytes=Coalesce(Sum("original_size"), 0))
-        .order_by("server_ip")
-    )
-    cloud = Recording.objects.filter(state__in=(Recording.State.ARCHIVED, Recording.State.CLEARED)).aggregate(
-        n=Count("pk"),
-        bytes=Coalesce(Sum("stored_size"), 0),
-        billable_min=Coalesce(Sum(Greatest("stored_size", Value(MIN_BILLABLE_OBJECT))), 0),
-    )
+        .values("state")
+        .annotate(n=Count("pk"), oldest=Min("start_time"))
+    }
     stages = []
     for state, label in (
         (Recording.State.CAPTURED, "waiting to be archived"),
@@ -216,7 +152,7 @@ def dashboard_data(now: datetime) -> dict[str, Any]:
         (Recording.State.FAILED, "failed, will retry"),
         (Recording.State.ARCHIVED, "archived, local copy still to clear"),
     ):
-        row = by_state.get(state, {})
+        row = backlog.get(state, {})
         oldest = row.get("oldest")
         stages.append(
             {
@@ -233,8 +169,8 @@ def dashboard_data(now: datetime) -> dict[str, Any]:
         .order_by("-state_changed_at")
         .values("recording_id", "state", "server_ip", "error", "state_changed_at", "attempts")[:10]
     )
-    gib = cloud["bytes"] / GIB
-    gib_min = cloud["billable_min"] / GIB
+    gib = totals["cloud"]["bytes"] / GIB
+    gib_min = totals["cloud"]["billable_min"] / GIB
     bill = [
         {"name": "Cloudflare R2 Standard (no egress fees)", "rate": price("VICIREC_PRICE_R2_GB_MONTH"), "gib": gib},
         {"name": "AWS S3 Standard", "rate": price("VICIREC_PRICE_S3_STANDARD_GB_MONTH"), "gib": gib},
@@ -253,18 +189,14 @@ def dashboard_data(now: datetime) -> dict[str, Any]:
         line["monthly"] = round(line["gib"] * line["rate"], 2)
     return {
         "as_of": now,
-        "states": states,
-        "total": {"n": sum(s["n"] for s in states), "bytes": sum(s["bytes"] for s in states)},
-        "local": local,
-        "local_bytes": sum(row["bytes"] for row in local),
-        "cloud": cloud,
+        "totals_as_of": totals_as_of,
+        **totals,
         "stages": stages,
         "failures": failures,
         "forecast": forecast(now=now)["windows"],
         "holds": list(LegalHold.objects.active().select_related("case", "campaign")[:10]),
         "active_holds": LegalHold.objects.active().count(),
         "bill": bill,
-        "chart": _chart(now, cloud["bytes"]),
     }
 
 

@@ -63,3 +63,31 @@ def test_days_to_full_follows_the_growth_since_a_week_ago(settings: Any) -> None
     node_reported(600, at=now)  # +50 a day, 400 free: 8 days to full
 
     assert pipeline_status(now=now).disks[NODE].days_to_full == pytest.approx(8.0, abs=0.1)
+
+
+def test_the_dashboard_takes_its_totals_from_the_snapshot_and_its_backlog_live() -> None:
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from recordings.stats import take_snapshot
+    from recordings.views import dashboard_data
+
+    now = clock.now()
+    make_recording(server_ip=NODE, state="archived", stored_size=100, original_size=400, uploaded_at=now)
+    live = dashboard_data(now)  # no snapshot yet: counted live
+    assert (live["total"]["n"], live["cloud"]["bytes"], live["totals_as_of"]) == (1, 100, now)
+
+    take_snapshot(now=now)
+    for _ in range(2):  # calls recorded after the snapshot
+        make_recording(server_ip=NODE, start_time=now - timedelta(hours=1))
+    later = now + timedelta(hours=2)
+    with CaptureQueriesContext(connection) as queries:
+        data = dashboard_data(later)
+
+    assert data["totals_as_of"] == now and data["total"]["n"] == 1 and data["cloud"]["n"] == 1
+    assert data["chart"]["points"][-1]["bytes"] == 100
+    assert {s["state"]: s["n"] for s in data["stages"]}["captured"] == 2  # the backlog is live
+    catalog_scans = [
+        q["sql"] for q in queries.captured_queries if "recordings_recording" in q["sql"] and "WHERE" not in q["sql"]
+    ]
+    assert catalog_scans == []  # no query over the whole catalog on a page view
