@@ -234,6 +234,18 @@ def _last_verify_problem() -> str:
     return ""
 
 
+def _last_sync_notice() -> str:
+    last = Success.objects.filter(group=f"{PREFIX}sync").order_by("-stopped").first()
+    result = last.result if last else None
+    if isinstance(result, dict) and result.get("not_read"):
+        return (
+            f"the last sync ({last.stopped:%Y-%m-%d %H:%M}) could not read VICIdial's archive tables: "
+            + "; ".join(str(p) for p in result["not_read"][:3])
+            + " (grant SELECT on them, README; absent before VICIdial 2.12)"
+        )
+    return ""
+
+
 def pipeline_status(*, now: datetime) -> PipelineStatus:
     status = PipelineStatus(at=now, backlog=backlog(now), stages=stage_statuses(now), failures=failures())
     for stage in status.stages:
@@ -279,4 +291,7 @@ def pipeline_status(*, now: datetime) -> PipelineStatus:
     verify_problem = _last_verify_problem()
     if verify_problem:
         status.problems.append(verify_problem)
+    sync_notice = _last_sync_notice()
+    if sync_notice:
+        status.notices.append(sync_notice)
     return status

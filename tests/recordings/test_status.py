@@ -147,3 +147,17 @@ def test_every_nodes_disk_is_shown_from_its_last_report(scheduled: None, setting
 
     assert status.disks[NODE].percent == 96.0 and status.disks[NODE].measured != "here"
     assert any("spool disk of 10.0.0.11" in p and "96.0% full" in p for p in status.problems)
+
+
+def test_a_sync_that_could_not_read_vicidials_archive_tables_is_a_notice(
+    scheduled: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for name in Schedule.objects.values_list("name", flat=True):
+        succeeded(name, at=clock.now() - timedelta(minutes=1))
+    problem = "recording_log_archive not read ((1142, 'SELECT command denied')): rows VICIdial has moved there …"
+    succeeded("vicirec.sync", at=clock.now(), result={"recordings_added": 3, "not_read": [problem]})
+
+    code, data, err = run_status(capsys)
+
+    assert (code, data["problems"]) == (0, [])  # the live tables are read: nothing is stuck
+    assert any("SELECT command denied" in notice and "grant SELECT" in notice for notice in data["notices"])
