@@ -203,10 +203,6 @@ def mark_archived(jobs: list[_Job], *, token: str, now: datetime) -> int:
             )
             for pk in mine
         )
-    for pk in mine:
-        recording = by_pk[pk].recording
-        recording.state, recording.state_changed_at = Recording.State.ARCHIVED, now
-        recording.claimed_by, recording.claimed_until, recording.error, recording.next_attempt_at = "", None, "", None
     return len(mine)
 
 

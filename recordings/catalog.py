@@ -299,11 +299,12 @@ def sync_recordings(
     report = SyncReport()
     report.campaigns_added, report.campaigns_updated = sync_campaigns()
     campaigns = {(kind, cid): pk for pk, kind, cid in Campaign.objects.values_list("pk", "kind", "campaign_id")}
-    report.not_read = [problem for model in ARCHIVE_TABLES if (problem := _unreadable(model))]
+    unreadable = {model: _unreadable(model) for model in ARCHIVE_TABLES}  # one probe per table and run
+    report.not_read = [problem for problem in unreadable.values() if problem]
     for problem in report.not_read:
         log.warning("sync: %s", problem)
-    rows_moved = not _unreadable(RecordingLogArchive)
-    calls_moved = not (_unreadable(VicidialLogArchive) or _unreadable(VicidialCloserLogArchive))
+    rows_moved = not unreadable[RecordingLogArchive]
+    calls_moved = not (unreadable[VicidialLogArchive] or unreadable[VicidialCloserLogArchive])
     watermark = Recording.objects.aggregate(top=Max("recording_id"))["top"] or 0
     newest = max(
         model.objects.aggregate(top=Max("recording_id"))["top"] or 0

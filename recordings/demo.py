@@ -193,6 +193,7 @@ def generate_demo(*, spool: Path, now: datetime, calls: int = 120, seed: int = 7
             (RecordingLog, RecordingLogArchive, recordings, "start_time"),
         ):
             writer.insert(live, [row for row in rows if row[when] >= cutoff])
-            moved = writer.insert(archive, [row for row in rows if row[when] < cutoff])
-        report.recordings, report.in_archive_tables = len(recordings), moved
+            writer.insert(archive, [row for row in rows if row[when] < cutoff])
+        report.recordings = len(recordings)
+        report.in_archive_tables = sum(row["start_time"] < cutoff for row in recordings)
     return report

@@ -222,10 +222,16 @@ def node_disks(nodes: set[str], now: datetime) -> dict[str, NodeDisk]:
     return disks
 
 
-def _last_verify_problem() -> str:
-    last = Success.objects.filter(group=f"{PREFIX}verify").order_by("-stopped").first()
+def _last_result(stage: str) -> tuple[Success | None, dict[str, Any]]:
+    """The latest successful run of a central stage and its result (empty if none or not a dict)."""
+    last = Success.objects.filter(group=f"{PREFIX}{stage}").order_by("-stopped").first()
     result = last.result if last else None
-    if isinstance(result, dict) and (result.get("missing") or result.get("mismatched")):
+    return last, result if isinstance(result, dict) else {}
+
+
+def _last_verify_problem() -> str:
+    last, result = _last_result("verify")
+    if last and (result.get("missing") or result.get("mismatched")):
         problems = "; ".join(str(p) for p in (result.get("problems") or [])[:3])
         return (
             f"the last integrity check ({last.stopped:%Y-%m-%d %H:%M}) found {result.get('missing', 0)} missing and "
@@ -235,9 +241,8 @@ def _last_verify_problem() -> str:
 
 
 def _last_sync_notice() -> str:
-    last = Success.objects.filter(group=f"{PREFIX}sync").order_by("-stopped").first()
-    result = last.result if last else None
-    if isinstance(result, dict) and result.get("not_read"):
+    last, result = _last_result("sync")
+    if last and result.get("not_read"):
         return (
             f"the last sync ({last.stopped:%Y-%m-%d %H:%M}) could not read VICIdial's archive tables: "
             + "; ".join(str(p) for p in result["not_read"][:3])
