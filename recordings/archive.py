@@ -16,42 +16,47 @@ A local file is never touched here; cleanup_local deletes it later, after asking
 from __future__ import annotations
 
 import logging
-import queue
 import shutil
+import socket
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from threading import Condition, Lock, Thread
+from typing import Any
 
 from django.conf import settings
 from django.db import connections, transaction
+from django.db.models import Q
 
 from recordings import spool
-from recordings.codec import CodecError, prepare
+from recordings.codec import CodecError, Prepared, prepare
 from recordings.models import Recording, RecordingEvent, RecordingQuerySet
 from recordings.storage import ArchiveTarget, StorageError, get_target, object_key
-from recordings.workqueue import claim, fail, new_token, record, release, release_dead_claims, transition
+from recordings.workqueue import claim, fail, gone, new_token, record, release, release_dead_claims, transition
 from retention.models import RetentionPolicy
 
 log = logging.getLogger("vicirec.archive")
 ACTOR = "archive_recordings"
 
 
-def due_for_upload(now: datetime, *, node: str) -> RecordingQuerySet:
+def due_for_upload(now: datetime, *, node: str, past_window: Q | None = None) -> RecordingQuerySet:
     """Recordings on this node's disk that are past their campaign's local window and due a (re)try.
 
     Under disk pressure (this node's spool filesystem at VICIREC_DISK_PRESSURE_PERCENT or more) the
     recordings still inside their window are due as well; claim() takes them oldest first. Only uploads
     move earlier: local files are still deleted by cleanup_local alone, after verification.
+    ``past_window`` is the policies' age condition when the caller has already read it (once per run).
     """
     from recordings.disk import under_pressure  # disk pressure (issue 6)
 
     waiting = Recording.objects.filter(state__in=Recording.WAITING_STATES).for_node(node).retry_due(now)
     if node == settings.VICIREC_NODE and under_pressure():  # only this node's own disk can be measured here
         return waiting
-    past_window = RetentionPolicy.objects.age_condition(now, "keep_local_days")
+    if past_window is None:
+        past_window = RetentionPolicy.objects.age_condition(now, "keep_local_days")
     return waiting.filter(past_window)
 
 
@@ -118,7 +123,14 @@ class _Job:
 
     def __init__(self, recording: Recording, *, target: ArchiveTarget, token: str, now: datetime) -> None:
         self.recording, self.target, self.token, self.now = recording, target, token, now
+        self.prepared: Prepared | None = None  # the hashed (and encoded) file
+        self.plan: dict[str, object] = {}  # the fields recorded before the upload
         self.detail = ""  # what the custody log says once the copy is confirmed
+
+    def discard_encoded(self) -> None:
+        """Remove the encoded copy made for the upload (never the original)."""
+        if self.prepared and self.prepared.transformed:
+            self.prepared.output_path.unlink(missing_ok=True)
 
     def fail(self, error: str, *, permanent: bool = False, outcome: str = _Outcome.FAILED) -> str:
         fail(self.recording, token=self.token, actor=ACTOR, now=self.now, error=error, permanent=permanent)
@@ -206,16 +218,60 @@ def mark_archived(jobs: list[_Job], *, token: str, now: datetime) -> int:
     return len(mine)
 
 
-def archive_one(job: _Job, *, codec: str, workdir: Path) -> str:
-    """Take one claimed recording up to a confirmed copy; returns the outcome. Errors are recorded on it."""
+# How many recordings an upload thread takes at once. Their plans go on record in one transaction before
+# any of them is uploaded: a commit per recording, from every thread, cost more than anything but the PUT.
+PLAN_BATCH = 8
+# A batch is cut short once its encoded copies (in VICIREC_WORK_DIR until uploaded) take this much space.
+ENCODED_AT_ONCE = 32 * 1024 * 1024
+
+
+def archive_batch(jobs: list[_Job], *, codecs: dict[int | None, str], workdir: Path) -> list[str]:
+    """Take claimed recordings up to confirmed copies; returns each one's outcome.
+
+    Each is found, hashed and encoded; then every plan (hash chain, object key) is on record, in one
+    transaction, before a byte of any of them leaves the machine; then they are uploaded one by one. A
+    failure is recorded on its own recording and the others go on.
+    """
+    outcomes: dict[int, str] = {}
+    waiting = deque(jobs)
     try:
-        return _archive(job, codec=codec, workdir=workdir)
+        while waiting:
+            planned: list[_Job] = []
+            encoded = 0
+            while waiting and encoded < ENCODED_AT_ONCE:
+                job = waiting.popleft()
+                outcome = _guarded(job, _prepare, codec=_codec_for(job.recording, codecs), workdir=workdir)
+                if outcome is not None:
+                    outcomes[id(job)] = outcome
+                    continue
+                planned.append(job)
+                if job.prepared and job.prepared.transformed:
+                    encoded += job.prepared.output_size
+            kept = record([(job.recording, job.plan) for job in planned], token=jobs[0].token)
+            for job, still_mine in zip(planned, kept, strict=True):
+                # A lost claim (lease expired) means another worker has this recording now: leave it alone.
+                outcomes[id(job)] = _guarded(job, _upload) if still_mine else _Outcome.FAILED
+                job.discard_encoded()
+    finally:
+        for job in jobs:
+            job.discard_encoded()
+    return [outcomes[id(job)] for job in jobs]
+
+
+def _guarded(job: _Job, step: Callable[..., str | None], **kwargs: Any) -> str | None:
+    try:
+        return step(job, **kwargs)
     except StorageError as exc:
         return job.fail(exc.message, permanent=exc.permanent)
+    except Exception as exc:  # one broken recording must not stop the batch
+        log.exception("archive of recording %s failed", job.recording.pk)
+        return job.fail(f"unexpected error: {exc!r}")
 
 
-def _archive(job: _Job, *, codec: str, workdir: Path) -> str:
-    recording, target, token, now = job.recording, job.target, job.token, job.now
+def _prepare(job: _Job, *, codec: str, workdir: Path) -> str | None:
+    """Everything before the plan is recorded. Returns the outcome if the recording is done with here
+    (adopted, missing, refused, not settled, failed); None when ``job.plan`` is ready."""
+    recording, target, now = job.recording, job.target, job.now
     # A previous run may have uploaded and crashed before recording it: adopt its object if it matches.
     if recording.object_key and recording.stored_sha256:
         confirmation = target.confirm(
@@ -254,7 +310,7 @@ def _archive(job: _Job, *, codec: str, workdir: Path) -> str:
 
     workdir.mkdir(parents=True, exist_ok=True)
     try:
-        prepared = prepare(found.path, codec=codec, workdir=workdir)
+        prepared = job.prepared = prepare(found.path, codec=codec, workdir=workdir)
     except CodecError as exc:  # the bytes are not what a recording should be: retrying will not change them
         return job.fail(f"cannot encode {found.relative}: {exc}", permanent=True)
     except OSError as exc:
@@ -264,57 +320,71 @@ def _archive(job: _Job, *, codec: str, workdir: Path) -> str:
             f"{found.relative} is dated {datetime.fromtimestamp(found.mtime, tz=UTC):%Y-%m-%d %H:%M} UTC, in "
             "the future: the clock of the server that wrote it is wrong"
         )
-    try:
-        after = found.path.stat()
-        if after.st_size != prepared.original_size or after.st_mtime != found.mtime:
-            return job.fail(f"{found.relative} changed while it was being read; it will be retried once it settles")
-        if recording.original_sha256 and recording.original_sha256 != prepared.original_sha256:
-            return job.fail(
-                f"{found.relative} no longer has the SHA-256 recorded when it was first read "
-                f"({recording.original_sha256} → {prepared.original_sha256})",
-                permanent=True,
-            )
-        key = object_key(
+    after = found.path.stat()
+    if after.st_size != prepared.original_size or after.st_mtime != found.mtime:
+        return job.fail(f"{found.relative} changed while it was being read; it will be retried once it settles")
+    if recording.original_sha256 and recording.original_sha256 != prepared.original_sha256:
+        return job.fail(
+            f"{found.relative} no longer has the SHA-256 recorded when it was first read "
+            f"({recording.original_sha256} → {prepared.original_sha256})",
+            permanent=True,
+        )
+    # The hash chain and the plan, recorded (by archive_batch) before a byte leaves the machine.
+    job.plan = {
+        "local_path": found.relative,
+        "original_sha256": prepared.original_sha256,
+        "original_size": prepared.original_size,
+        "stored_sha256": prepared.output_sha256,
+        "stored_size": prepared.output_size,
+        "encoder": prepared.encoder,
+        "object_key": object_key(
             campaign_id=recording.campaign.campaign_id if recording.campaign else "",
             start_time=recording.start_time,
             filename=f"{recording.filename}_rec{recording.recording_id}",
             ext=prepared.extension,
+        ),
+    }
+    return None
+
+
+def _upload(job: _Job) -> str:
+    """PUT once with the SHA-256 the server verifies; only a checksum it reports back confirms the copy."""
+    recording, prepared, key = job.recording, job.prepared, job.recording.object_key
+    if prepared is None:
+        raise RuntimeError("_upload before _prepare")
+    stored = job.target.put(
+        key,
+        prepared.output_path,
+        sha256_hex=prepared.output_sha256,
+        size=prepared.output_size,
+        metadata=_metadata(recording, prepared.original_sha256),
+        content_type=prepared.content_type,
+    )
+    recording.uploaded_at = job.now
+    if not stored.already_present and stored.server_sha256_hex == prepared.output_sha256:
+        # The server checked the bytes against our SHA-256 before storing them and said so in its
+        # answer: that is the read-back. (cleanup_local asks the bucket again before deleting anything.)
+        return job.finish(
+            f"uploaded as {key}; server verified sha256 {stored.server_sha256_hex} on receipt (put-checksum)",
+            method="put-checksum",
+            version_id=stored.version_id,
+            outcome=_Outcome.ARCHIVED,
         )
-        # The hash chain and the plan are on record before a byte leaves the machine.
-        if not record(
-            recording,
-            token=token,
-            local_path=found.relative,
-            original_sha256=prepared.original_sha256,
-            original_size=prepared.original_size,
-            stored_sha256=prepared.output_sha256,
-            stored_size=prepared.output_size,
-            encoder=prepared.encoder,
-            object_key=key,
-        ):
-            return _Outcome.FAILED  # the claim was lost (lease expired); the other worker carries on
-        stored = target.put(
-            key,
-            prepared.output_path,
-            sha256_hex=prepared.output_sha256,
-            size=prepared.output_size,
-            metadata=_metadata(recording, prepared.original_sha256),
-            content_type=prepared.content_type,
-        )
-        recording.uploaded_at = now
-        if not stored.already_present and stored.server_sha256_hex == prepared.output_sha256:
-            # The server checked the bytes against our SHA-256 before storing them and said so in its
-            # answer: that is the read-back. (cleanup_local asks the bucket again before deleting anything.)
-            return job.finish(
-                f"uploaded as {key}; server verified sha256 {stored.server_sha256_hex} on receipt (put-checksum)",
-                method="put-checksum",
-                version_id=stored.version_id,
-                outcome=_Outcome.ARCHIVED,
-            )
-        return job.confirm_and_finish(already=stored.already_present, version_id=stored.version_id)
-    finally:
-        if prepared.transformed:
-            prepared.output_path.unlink(missing_ok=True)
+    return job.confirm_and_finish(already=stored.already_present, version_id=stored.version_id)
+
+
+def _folder_name(token: str) -> str:
+    return token.replace(":", "_").replace("@", "_")
+
+
+def _remove_dead_runs_folders(root: Path) -> None:
+    """Remove the work folders (encoded copies only) of archive runs on this host whose process is gone:
+    a run killed with ``kill -9`` leaves its folder behind."""
+    prefix = _folder_name(f"archive@{socket.gethostname()}:")  # as new_token("archive") begins
+    for folder in root.glob(f"{prefix}*"):
+        pid = folder.name[len(prefix) :].split("_", 1)[0]
+        if pid.isdigit() and gone(int(pid)):
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 MARK_EVERY_S = 5.0  # confirmed recordings are marked archived at least this often (and every batch_size)
@@ -343,32 +413,32 @@ def archive_due(
     default_policy = RetentionPolicy.objects.default()
     policies: dict[int | None, str] = {None: default_policy.codec}
     policies.update(RetentionPolicy.objects.exclude(campaign=None).values_list("campaign_id", "codec"))
-    workdir = settings.VICIREC_WORK_DIR / token.replace(":", "_").replace("@", "_")
+    past_window = RetentionPolicy.objects.age_condition(now, "keep_local_days")  # policies as of the run's start
+    workdir = settings.VICIREC_WORK_DIR / _folder_name(token)
+    _remove_dead_runs_folders(settings.VICIREC_WORK_DIR)
     report = ArchiveReport()
     left_unsettled: set[int] = set()  # given back untouched; skipped for the rest of this run
     lock = Lock()
 
-    def work(recording: Recording) -> _Job | None:
-        """Runs on an upload thread; returns the job when its copy is confirmed."""
-        job = _Job(recording, target=target, token=token, now=now)
-        try:
-            outcome = archive_one(job, codec=_codec_for(recording, policies), workdir=workdir)
-        except Exception as exc:  # one broken recording must not stop the batch
-            log.exception("archive of recording %s failed", recording.pk)
-            fail(recording, token=token, actor=ACTOR, now=now, error=f"unexpected error: {exc!r}")
-            outcome = _Outcome.FAILED
-        if outcome == _Outcome.NOT_SETTLED:
-            with lock:  # noted before the claim is given back, so this run does not claim it again
-                left_unsettled.add(recording.pk)
-            release(recording, token=token)
+    def work(recordings: list[Recording]) -> list[_Job | None]:
+        """Runs on an upload thread; returns each job whose copy is confirmed (None for the others)."""
+        jobs = [_Job(recording, target=target, token=token, now=now) for recording in recordings]
+        outcomes = archive_batch(jobs, codecs=policies, workdir=workdir)
+        for job, outcome in zip(jobs, outcomes, strict=True):
+            if outcome == _Outcome.NOT_SETTLED:
+                with lock:  # noted before the claim is given back, so this run does not claim it again
+                    left_unsettled.add(job.recording.pk)
+                release(job.recording, token=token)
         with lock:
-            _count(report, recording, outcome)
+            for job, outcome in zip(jobs, outcomes, strict=True):
+                _count(report, job.recording, outcome)
             if progress:
                 progress(
                     report.archived + report.missing + report.rejected + report.failed + report.not_settled,
                     report.claimed,
                 )
-        return job if outcome in (_Outcome.ARCHIVED, _Outcome.ALREADY) else None
+        confirmed = (_Outcome.ARCHIVED, _Outcome.ALREADY)
+        return [job if outcome in confirmed else None for job, outcome in zip(jobs, outcomes, strict=True)]
 
     pool = _UploadThreads(work, threads, enough=batch_size)
     # Claims are small, so that workers on one spool share the work evenly to the end; marks are batched.
@@ -383,7 +453,8 @@ def archive_due(
             if more and pool.in_flight <= low_water:
                 with lock:
                     skip = list(left_unsettled)
-                batch = claim(due_for_upload(now, node=node).exclude(pk__in=skip), token=token, now=now, limit=room)
+                due = due_for_upload(now, node=node, past_window=past_window).exclude(pk__in=skip)
+                batch = claim(due, token=token, now=now, limit=room)
                 exhausted = not batch
                 report.claimed += len(batch)
                 pool.submit(batch)
@@ -409,30 +480,47 @@ class _UploadThreads:
     """Upload threads that live for the whole run, each keeping its own database connection until the
     end (reconnecting per recording cost more than the upload itself). One thread means the caller's.
 
-    The caller is woken when it has something to do (the work in flight has fallen to where it should
-    claim more, ``enough`` results wait to be marked, or all is done), not once per recording: under the
-    GIL every wake-up is taken from the uploads."""
+    A thread takes up to PLAN_BATCH recordings at a time, and no more than its share of what waits, so
+    the last ones of a run are still spread over every thread. The caller is woken when it has something
+    to do (the work in flight has fallen to where it should claim more, ``enough`` results wait to be
+    marked, or all is done), not once per recording: under the GIL every wake-up is taken from the uploads."""
 
-    def __init__(self, work: Callable[[Recording], _Job | None], threads: int, *, enough: int) -> None:
+    def __init__(self, work: Callable[[list[Recording]], list[_Job | None]], threads: int, *, enough: int) -> None:
         self.work, self.enough = work, enough
         self.in_flight, self.claim_at = 0, 0
         self.results: list[_Job | None] = []
-        self.ready = Condition()
-        self.todo = queue.SimpleQueue[Recording | None]()
+        self.ready = Condition()  # results for the caller
+        self.todo: deque[Recording] = deque()
+        self.queued = Condition()  # work for the threads
+        self.closing = False
         self.threads = [Thread(target=self._loop, name=f"upload-{n}") for n in range(threads)] if threads > 1 else []
         for thread in self.threads:
             thread.start()
 
     def _loop(self) -> None:
         try:
-            while (recording := self.todo.get()) is not None:
-                result = self.work(recording)
+            while batch := self._take():
+                results = self._run(batch)
                 with self.ready:
-                    self.results.append(result)
+                    self.results.extend(results)
                     if self._worth_waking():
                         self.ready.notify()
         finally:
             connections.close_all()
+
+    def _take(self) -> list[Recording]:
+        """Wait for work and take this thread's share of it; empty once closing and nothing is left."""
+        with self.queued:
+            self.queued.wait_for(lambda: self.todo or self.closing)
+            share = min(PLAN_BATCH, -(-len(self.todo) // len(self.threads)))
+            return [self.todo.popleft() for _ in range(share)]
+
+    def _run(self, batch: list[Recording]) -> list[_Job | None]:
+        try:
+            return self.work(batch)
+        except Exception:  # e.g. the database went away while recording an error: the run must still end
+            log.exception("archive: %d recordings not finished; retried once their claims expire", len(batch))
+            return [None] * len(batch)
 
     def _worth_waking(self) -> bool:
         left = self.in_flight - len(self.results)
@@ -441,11 +529,13 @@ class _UploadThreads:
     def submit(self, batch: list[Recording]) -> None:
         with self.ready:
             self.in_flight += len(batch)
-        for recording in batch:
-            if self.threads:
-                self.todo.put(recording)
-            else:
-                self.results.append(self.work(recording))
+        if not self.threads:
+            for start in range(0, len(batch), PLAN_BATCH):
+                self.results.extend(self._run(batch[start : start + PLAN_BATCH]))
+            return
+        with self.queued:
+            self.todo.extend(batch)
+            self.queued.notify(len(batch))
 
     def finished(self, *, claim_at: int, timeout: float) -> list[_Job | None]:
         """Wait (at most ``timeout`` seconds) until the work in flight falls to ``claim_at`` or ``enough``
@@ -458,8 +548,10 @@ class _UploadThreads:
         return results
 
     def close(self) -> None:
-        for _ in self.threads:
-            self.todo.put(None)
+        """Let the threads finish what is queued, then stop them."""
+        with self.queued:
+            self.closing = True
+            self.queued.notify_all()
         for thread in self.threads:
             thread.join()
 

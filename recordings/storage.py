@@ -51,6 +51,10 @@ CHUNK = 1024 * 1024
 # Single-part uploads only: above this size S3 and R2 refuse a single PUT (R2: 4.995 GiB).
 MAX_SINGLE_PUT = 5 * 1024**3
 DELETE_BATCH = 1000  # DeleteObjects takes at most 1000 keys per request.
+# botocore sends every PutObject with "Expect: 100-continue" and holds the body back until the server
+# answers "100 Continue": one more round trip per upload (a WAN round trip on R2 and S3) that only pays
+# off when a large body would be refused. Bodies up to this size are sent straight away.
+CONTINUE_ABOVE = 1024 * 1024
 
 # How a copy was verified: the checksum the server verified on receipt and returned in its answer to the
 # PUT, the checksum it returns on HEAD, or the bytes read back and hashed here.
@@ -377,12 +381,21 @@ def _storage_error(exc: Exception, *, action: str, bucket: str) -> StorageError:
 # --- S3 / R2 ------------------------------------------------------------------------------------
 
 
+def _no_continue_for_small_puts(model: Any, params: dict[str, Any], **kwargs: Any) -> None:
+    """Drop "Expect: 100-continue" from a PutObject whose body is at most CONTINUE_ABOVE bytes."""
+    headers = params.get("headers", {})
+    if model.name == "PutObject" and int(headers.get("Content-Length", CONTINUE_ABOVE + 1)) <= CONTINUE_ABOVE:
+        headers.pop("Expect", None)
+
+
 class S3Target:
     """A bucket on R2 or S3, driven through the boto3 client that django-storages configured."""
 
     def __init__(self, client: Any, bucket: str) -> None:
         self.client = client
         self.bucket = bucket
+        # Last, after botocore's own handler has added the header (registering again is a no-op).
+        client.meta.events.register_last("before-call.s3", _no_continue_for_small_puts, unique_id="vicirec-continue")
 
     def _open_body(self, path: Path) -> IO[bytes]:
         # The seam where tests inject corruption in flight; botocore streams (and re-seeks on retry).

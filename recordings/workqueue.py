@@ -10,15 +10,18 @@ open across file or network I/O.
 
 from __future__ import annotations
 
+import functools
 import os
 import socket
 import uuid
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from django.conf import settings
 from django.db import connections, router, transaction
+from django.db.models import Field
 
 from recordings.models import Recording, RecordingEvent, RecordingQuerySet
 
@@ -43,6 +46,11 @@ def _pid_alive(pid: int) -> bool:
     return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
+def gone(pid: int) -> bool:
+    """Whether a process of this host has ended (never true of this process)."""
+    return pid != os.getpid() and not _pid_alive(pid)
+
+
 def release_dead_claims(stage: str, *, now: datetime) -> int:
     """Release live leases held by processes of this stage on this host that no longer exist.
 
@@ -58,7 +66,7 @@ def release_dead_claims(stage: str, *, now: datetime) -> int:
     released = 0
     for token in list(tokens):
         pid = token[len(prefix) :].split(":", 1)[0]
-        if pid.isdigit() and int(pid) != os.getpid() and not _pid_alive(int(pid)):
+        if pid.isdigit() and gone(int(pid)):
             released += Recording.objects.filter(claimed_by=token).update(claimed_by="", claimed_until=None)
     return released
 
@@ -104,28 +112,52 @@ def transition(
     return True
 
 
-def record(recording: Recording, *, token: str, **fields: Any) -> bool:
-    """Save fields on a claimed recording without changing its state (e.g. the hash chain before upload).
+def record(changes: Sequence[tuple[Recording, dict[str, Any]]], *, token: str) -> list[bool]:
+    """Save fields on claimed recordings without changing their state (e.g. the hash chain before their
+    upload), in one transaction; returns for each whether it was saved (False: the claim was lost).
 
     The same conditions as a transition (the id, the state and this worker's claim), as one parameterised
-    UPDATE: it runs once per recording on every upload thread, and compiling it through the ORM each time
-    cost 0.31 ms a row against 0.06 ms for this (1,000 updates on SQLite).
+    UPDATE per set of fields, built once and sent with executemany: it runs on every upload thread, and an
+    ORM-compiled statement committed per recording cost more than anything else but the upload itself.
     """
-    connection = connections[router.db_for_write(Recording)]
-    quote, meta = connection.ops.quote_name, Recording._meta
-    columns = [meta.get_field(name) for name in fields]
+    if not changes:
+        return []
+    alias = router.db_for_write(Recording)
+    connection = connections[alias]
+    groups: dict[tuple[str, ...], list[int]] = {}
+    for index, (_, fields) in enumerate(changes):
+        groups.setdefault(tuple(fields), []).append(index)
+    saved = [True] * len(changes)
+    with transaction.atomic(using=alias), connection.cursor() as cursor:
+        for names, indexes in groups.items():
+            sql, columns = _record_sql(alias, names)
+            rows = []
+            for index in indexes:
+                recording, fields = changes[index]
+                values = [field.get_db_prep_save(fields[field.name], connection) for field in columns]
+                rows.append([*values, recording.pk, recording.state, token])
+            cursor.executemany(sql, rows)
+            if cursor.rowcount != len(rows):  # a claim was lost: find out which (the others match again)
+                for index, row in zip(indexes, rows, strict=True):
+                    cursor.execute(sql, row)
+                    saved[index] = cursor.rowcount == 1
+    for (recording, fields), ok in zip(changes, saved, strict=True):
+        if ok:
+            for name, value in fields.items():
+                setattr(recording, name, value)
+    return saved
+
+
+@functools.cache
+def _record_sql(alias: str, names: tuple[str, ...]) -> tuple[str, list[Field]]:
+    quote, meta = connections[alias].ops.quote_name, Recording._meta
+    columns = [meta.get_field(name) for name in names]
     sql = "UPDATE {} SET {} WHERE {} = %s AND {} = %s AND {} = %s".format(
         quote(meta.db_table),
         ", ".join(f"{quote(field.column)} = %s" for field in columns),
         *(quote(meta.get_field(name).column) for name in ("recording_id", "state", "claimed_by")),
     )
-    values = [field.get_db_prep_save(fields[field.name], connection) for field in columns]
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [*values, recording.pk, recording.state, token])
-        changed = cursor.rowcount
-    for name, value in fields.items():
-        setattr(recording, name, value)
-    return changed == 1
+    return sql, columns
 
 
 def fail(recording: Recording, *, token: str, actor: str, error: str, now: datetime, permanent: bool = False) -> bool:

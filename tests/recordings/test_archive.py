@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import socket
+import subprocess
+import sys
+import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -11,12 +15,13 @@ from typing import Any
 import pytest
 from django.core.management import call_command
 
-from recordings import storage
+from recordings import archive, storage
 from recordings.archive import archive_due
 from recordings.cleanup import cleanup_local
 from recordings.codec import synthesize_speech_like_wav
 from recordings.models import Campaign, Recording, RecordingEvent
 from recordings.verify import verify_archive
+from recordings.workqueue import claim, record
 from retention.models import RetentionPolicy
 from tests.factories import make_recording, write_file
 from tests.faults import FlipOneByte
@@ -280,3 +285,134 @@ def test_a_file_two_recording_log_rows_share_stays_until_both_have_a_verified_co
         r.refresh_from_db()
         assert r.state == "cleared" and r.verified_at is not None
     assert first.original_sha256 == later.original_sha256 and first.object_key != later.object_key
+
+
+class Killed(BaseException):
+    """Stands in for the process dying: nothing in the archive stage catches it."""
+
+
+def test_a_batchs_plans_are_on_record_before_its_first_upload_and_a_crash_in_between_redoes_nothing(
+    target: str, spool_dir: Path, sales: Campaign, settings: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    recordings = [make_recording(start_time=NOW - timedelta(days=10, minutes=n), campaign=sales) for n in range(5)]
+    for n, recording in enumerate(recordings):
+        write_file(spool_dir, f"MP3/{recording.filename}-all.mp3", b"ID3" + bytes([n]) * 4000)
+    pks = [r.pk for r in recordings]
+    target_class = type(storage.get_target())
+    real_put = target_class.put
+    planned_at_first_put: list[int] = []
+    puts: list[str] = []
+
+    def dying_put(self: Any, key: str, path: Path, **kwargs: Any) -> storage.StoredObject:
+        if not puts:
+            planned_at_first_put.append(Recording.objects.filter(pk__in=pks).exclude(object_key="").count())
+        puts.append(key)
+        if len(puts) == 3:
+            raise Killed  # the process dies as its third upload starts
+        return real_put(self, key, path, **kwargs)
+
+    monkeypatch.setattr(target_class, "put", dying_put)
+    with pytest.raises(Killed):
+        archive_due(now=NOW, node="", threads=1)
+
+    assert planned_at_first_put == [5]  # one transaction put every plan of the batch on record first
+    assert not Recording.objects.filter(pk__in=pks, state="archived").exists()
+
+    puts.clear()
+
+    def counted_put(self: Any, key: str, path: Path, **kwargs: Any) -> storage.StoredObject:
+        puts.append(key)
+        return real_put(self, key, path, **kwargs)
+
+    monkeypatch.setattr(target_class, "put", counted_put)
+    later = NOW + timedelta(seconds=settings.VICIREC_CLAIM_LEASE_SECONDS + 1)  # the dead run's claims ran out
+    report = archive_due(now=later, node="", threads=1)
+
+    assert (report.archived, report.already_in_bucket, report.failed) == (5, 2, 0)
+    assert len(puts) == 3  # the two uploads that finished before the crash were adopted, not sent again
+    for recording in Recording.objects.filter(pk__in=pks):
+        assert recording.state == "archived"
+        assert hashlib.sha256(stored_bytes(recording)).hexdigest() == recording.stored_sha256
+
+
+def test_a_plan_is_not_recorded_on_a_recording_whose_claim_was_lost(sales: Campaign) -> None:
+    mine, taken = (make_recording(start_time=NOW - timedelta(days=10), campaign=sales) for _ in range(2))
+    claim(Recording.objects.filter(pk__in=[mine.pk, taken.pk]), token="run-1", now=NOW, limit=2)
+    Recording.objects.filter(pk=taken.pk).update(claimed_by="run-2")  # run-1's lease ran out; run-2 took it
+
+    saved = record([(mine, {"object_key": "SALES/a.mp3"}), (taken, {"object_key": "SALES/b.mp3"})], token="run-1")
+
+    assert saved == [True, False]
+    assert Recording.objects.get(pk=mine.pk).object_key == mine.object_key == "SALES/a.mp3"
+    assert Recording.objects.get(pk=taken.pk).object_key == taken.object_key == ""
+
+
+@pytest.mark.django_db(transaction=True)  # archive_due runs on a thread of its own, with its own connection
+def test_an_error_outside_any_one_recording_still_ends_the_run(
+    spool_dir: Path, sales: Campaign, monkeypatch: pytest.MonkeyPatch, settings: Any, tmp_path: Path
+) -> None:
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "archive": {"BACKEND": "django.core.files.storage.FileSystemStorage", "OPTIONS": {"location": tmp_path / "a"}},
+    }
+    recordings = [wav_recording(spool_dir, age_days=9, campaign=sales, seconds=1) for _ in range(3)]
+
+    def broken(jobs: list[Any], **kwargs: Any) -> list[str]:
+        raise RuntimeError("database went away")
+
+    monkeypatch.setattr(archive, "archive_batch", broken)
+    result: list[Any] = []
+    run = threading.Thread(target=lambda: result.append(archive_due(now=NOW, node="", threads=2)), daemon=True)
+    run.start()
+    run.join(timeout=60)
+
+    assert not run.is_alive(), "archive_due hung waiting for uploads that had died"
+    assert result[0].claimed == 3 and result[0].archived == 0
+    # Nothing was done to them: their claims run out and a later run takes them again.
+    assert all(r.state == "captured" for r in Recording.objects.filter(pk__in=[r.pk for r in recordings]))
+
+
+def test_encoded_copies_waiting_for_their_upload_are_bounded(
+    target: str, spool_dir: Path, sales: Campaign, settings: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(archive, "ENCODED_AT_ONCE", 1)  # each encoded copy is uploaded before the next is made
+    recordings = [wav_recording(spool_dir, age_days=9, campaign=sales, seconds=2) for _ in range(3)]
+    target_class = type(storage.get_target())
+    real_put = target_class.put
+    on_disk: list[int] = []
+
+    def put(self: Any, key: str, path: Path, **kwargs: Any) -> storage.StoredObject:
+        on_disk.append(sum(1 for p in Path(settings.VICIREC_WORK_DIR).rglob("*") if p.is_file()))
+        return real_put(self, key, path, **kwargs)
+
+    monkeypatch.setattr(target_class, "put", put)
+    report = archive_due(now=NOW, node="", threads=1)
+
+    assert report.archived == 3 and on_disk == [1, 1, 1]
+    assert all(r.state == "archived" for r in Recording.objects.filter(pk__in=[r.pk for r in recordings]))
+    assert not any(p.is_file() for p in Path(settings.VICIREC_WORK_DIR).rglob("*"))
+
+
+def test_the_encoded_copies_a_killed_run_left_are_removed_by_the_next_run_on_the_host(
+    spool_dir: Path, sales: Campaign, settings: Any, tmp_path: Path
+) -> None:
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "archive": {"BACKEND": "django.core.files.storage.FileSystemStorage", "OPTIONS": {"location": tmp_path / "a"}},
+    }
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    alive = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    work, host = Path(settings.VICIREC_WORK_DIR), socket.gethostname()
+    left = work / f"archive_{host}_{dead.pid}_deadbeef"  # as archive_due names its folder
+    running = work / f"archive_{host}_{alive.pid}_cafebabe"
+    for folder in (left, running):
+        write_file(folder, "20261101-142501_3125550100-all.mp3", b"ID3 an encoded copy")
+    try:
+        archive_due(now=NOW, node="", threads=1)
+    finally:
+        alive.kill()
+        alive.wait()
+
+    assert not left.exists()
+    assert (running / "20261101-142501_3125550100-all.mp3").exists()  # another run, still going

@@ -233,6 +233,29 @@ def test_metadata_is_made_header_safe(s3_target: S3Target, write_file: Callable[
     assert head["ContentType"] == "audio/wav"
 
 
+def test_small_uploads_skip_the_100_continue_round_trip_and_large_ones_keep_it(
+    s3_target: S3Target, write_file: Callable[..., Path]
+) -> None:
+    sent: list[tuple[str, str | None]] = []
+
+    def capture(request: Any, **kwargs: Any) -> None:
+        expect = request.headers.get("Expect")
+        sent.append((request.url.rsplit("/", 1)[1], expect.decode() if isinstance(expect, bytes) else expect))
+
+    s3_target.client.meta.events.register("before-send.s3.PutObject", capture, unique_id="test-capture")
+    try:
+        small = AUDIO
+        large = AUDIO + bytes(storage.CONTINUE_ABOVE)
+        put(s3_target, "c1/small.wav", write_file(small, "small.wav"), small)
+        put(s3_target, "c1/large.wav", write_file(large, "large.wav"), large)
+    finally:
+        s3_target.client.meta.events.unregister("before-send.s3.PutObject", unique_id="test-capture")
+
+    assert sent == [("small.wav", None), ("large.wav", "100-continue")]
+    for key, data in (("c1/small.wav", small), ("c1/large.wav", large)):
+        assert s3_target.confirm(key, sha256_hex=sha256(data), size=len(data)).ok
+
+
 def test_confirm_rehashes_when_the_server_has_no_checksum(s3_target: S3Target) -> None:
     # Stored without x-amz-checksum-sha256 (as R2 may behave on HEAD): HEAD returns no checksum.
     s3_target.client.put_object(Bucket=s3_target.bucket, Key="c1/plain.wav", Body=AUDIO)
