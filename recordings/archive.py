@@ -5,7 +5,8 @@ Order of work for one recording, each step safe to interrupt:
 1. find the file on this node's spool, and leave it for the next run if it is still being written;
 2. hash the original and encode it in one pass; record the original's SHA-256 and size, the encoded
    bytes' SHA-256, the encoder and the object key *before* uploading, so a crash after the upload is
-   recognised by the next run (the object already there, with the planned checksum) and not redone;
+   recognised by the next run (the object already there, with the planned checksum) and not redone
+   (an upload thread does this for up to PLAN_BATCH recordings, in one transaction, before uploading any);
 3. PUT once, single-part, with ``x-amz-checksum-sha256``: the server refuses bytes that do not match;
 4. only a checksum the server reports back counts: the one in its answer to the PUT (it verified the
    bytes on receipt), else the one HEAD returns, else the object's bytes read back and hashed here; only
@@ -308,7 +309,6 @@ def _prepare(job: _Job, *, codec: str, workdir: Path) -> str | None:
     if not _settled(found, time.time()):
         return _Outcome.NOT_SETTLED  # the caller gives the claim back
 
-    workdir.mkdir(parents=True, exist_ok=True)
     try:
         prepared = job.prepared = prepare(found.path, codec=codec, workdir=workdir)
     except CodecError as exc:  # the bytes are not what a recording should be: retrying will not change them

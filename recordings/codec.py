@@ -166,12 +166,10 @@ class HashingReader:
         return skipped
 
     def drain(self) -> None:
-        """Read and hash the rest of the file (the buffer is no larger than what is left: a fresh 1 MiB
-        for a 90 kB recording cost more than hashing it)."""
-        left = os.fstat(self._raw.fileno()).st_size - self.bytes_read
-        buf = memoryview(bytearray(min(READ_CHUNK, max(left, 0) + 4096)))
-        while self.readinto_exact(buf):
-            pass
+        """Read and hash the rest of the file. Each read returns a buffer of the size it got (a zeroed
+        1 MiB buffer for a 90 kB recording cost more than hashing it)."""
+        while data := self._raw.read(READ_CHUNK):
+            self._take(data)
 
     def hexdigest(self) -> str:
         return self._sha.hexdigest()
@@ -330,6 +328,7 @@ def _encode_pcm16(
     opus_kbps: int,
 ) -> Prepared | None:
     """Stream the data chunk into the encoder, then drain the rest of the file through the hash."""
+    workdir.mkdir(parents=True, exist_ok=True)
     fd, name = tempfile.mkstemp(dir=workdir, prefix=f"{source.stem}.", suffix=f".{codec}")
     os.close(fd)
     output = Path(name)

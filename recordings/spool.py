@@ -108,15 +108,15 @@ def locate(filename: str | None, location: str | None, spools: list[Path]) -> Fo
         return NotFound(str(exc), permanent=True)
     problems: list[str] = []
     for spool in spools:
-        root = Path(os.path.realpath(spool))
         for relative in candidates(name, location):
-            path = root / relative
+            path = spool / relative
             try:
                 st = os.lstat(path)
             except OSError:
                 continue
             if stat.S_ISLNK(st.st_mode):
-                target = Path(os.path.realpath(path))
+                # Resolved only here: every resolution is a system call per path component, per recording.
+                target, root = Path(os.path.realpath(path)), Path(os.path.realpath(spool))
                 if not _inside(target, root):
                     return NotFound(f"{relative} is a symlink pointing outside the spool ({spool})", permanent=True)
                 try:
@@ -130,7 +130,7 @@ def locate(filename: str | None, location: str | None, spools: list[Path]) -> Fo
             if st.st_size == 0:
                 problems.append(f"{relative} is empty (0 bytes)")
                 continue
-            return Found(spool=root, relative=relative, size=st.st_size, mtime=st.st_mtime)
+            return Found(spool=spool, relative=relative, size=st.st_size, mtime=st.st_mtime)
     if problems:
         return NotFound("; ".join(problems))
     return NotFound(f"no file for {name!r} in {', '.join(str(s) for s in spools) or 'no spool folders'}")
