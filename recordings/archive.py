@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import logging
 import shutil
-import socket
 import time
 from collections import deque
 from collections.abc import Callable
@@ -36,7 +35,7 @@ from recordings import spool
 from recordings.codec import CodecError, Prepared, prepare
 from recordings.models import Recording, RecordingEvent, RecordingQuerySet
 from recordings.storage import ArchiveTarget, StorageError, get_target, object_key
-from recordings.workqueue import claim, fail, gone, new_token, record, release, release_dead_claims, transition
+from recordings.workqueue import claim, ended, fail, new_token, record, release, release_dead_claims, transition
 from retention.models import RetentionPolicy
 
 log = logging.getLogger("vicirec.archive")
@@ -373,18 +372,13 @@ def _upload(job: _Job) -> str:
     return job.confirm_and_finish(already=stored.already_present, version_id=stored.version_id)
 
 
-def _folder_name(token: str) -> str:
-    return token.replace(":", "_").replace("@", "_")
-
-
 def _remove_dead_runs_folders(root: Path) -> None:
     """Remove the work folders (encoded copies only) of archive runs on this host whose process is gone:
-    a run killed with ``kill -9`` leaves its folder behind."""
-    prefix = _folder_name(f"archive@{socket.gethostname()}:")  # as new_token("archive") begins
-    for folder in root.glob(f"{prefix}*"):
-        pid = folder.name[len(prefix) :].split("_", 1)[0]
-        if pid.isdigit() and gone(int(pid)):
-            shutil.rmtree(folder, ignore_errors=True)
+    a run killed with ``kill -9`` leaves its folder, named after its claim token, behind."""
+    if root.is_dir():
+        for folder in root.iterdir():
+            if ended(folder.name, "archive"):
+                shutil.rmtree(folder, ignore_errors=True)
 
 
 MARK_EVERY_S = 5.0  # confirmed recordings are marked archived at least this often (and every batch_size)
@@ -414,7 +408,7 @@ def archive_due(
     policies: dict[int | None, str] = {None: default_policy.codec}
     policies.update(RetentionPolicy.objects.exclude(campaign=None).values_list("campaign_id", "codec"))
     past_window = RetentionPolicy.objects.age_condition(now, "keep_local_days")  # policies as of the run's start
-    workdir = settings.VICIREC_WORK_DIR / _folder_name(token)
+    workdir = settings.VICIREC_WORK_DIR / token  # its claim token, so a later run can tell it was left behind
     _remove_dead_runs_folders(settings.VICIREC_WORK_DIR)
     report = ArchiveReport()
     left_unsettled: set[int] = set()  # given back untouched; skipped for the rest of this run

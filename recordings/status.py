@@ -148,7 +148,7 @@ def backlog(now: datetime) -> dict[str, Backlog]:
                 entry.missing += n if state == Recording.State.MISSING else 0
                 entry.failed += n if state == Recording.State.FAILED else 0
     oldest = (
-        Recording.objects.filter(state__in=(Recording.State.CAPTURED, Recording.State.MISSING, Recording.State.FAILED))
+        Recording.objects.filter(state__in=Recording.WAITING_STATES)
         .order_by()
         .values_list("server_ip")
         .annotate(oldest=Min("start_time"))

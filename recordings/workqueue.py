@@ -28,7 +28,7 @@ from recordings.models import Recording, RecordingEvent, RecordingQuerySet
 
 def new_token(stage: str) -> str:
     """A claim token naming the stage, host and process, unique per run."""
-    return f"{stage}@{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"[:100]
+    return f"{_host_prefix(stage)}{os.getpid()}:{uuid.uuid4().hex[:8]}"[:100]
 
 
 def _pid_alive(pid: int) -> bool:
@@ -46,9 +46,16 @@ def _pid_alive(pid: int) -> bool:
     return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
-def gone(pid: int) -> bool:
-    """Whether a process of this host has ended (never true of this process)."""
-    return pid != os.getpid() and not _pid_alive(pid)
+def _host_prefix(stage: str) -> str:
+    """How the tokens of this stage's runs on this host begin."""
+    return f"{stage}@{socket.gethostname()}:"
+
+
+def ended(token: str, stage: str) -> bool:
+    """Whether ``token`` names a run of ``stage`` on this host whose process has ended (never this one)."""
+    prefix = _host_prefix(stage)
+    pid = token[len(prefix) :].split(":", 1)[0] if token.startswith(prefix) else ""
+    return pid.isdigit() and int(pid) != os.getpid() and not _pid_alive(int(pid))
 
 
 def release_dead_claims(stage: str, *, now: datetime) -> int:
@@ -57,16 +64,14 @@ def release_dead_claims(stage: str, *, now: datetime) -> int:
     A worker killed with ``kill -9`` leaves its claims behind; other hosts wait for the lease to run out,
     but a restart on the same host can tell the process is gone and take the work back at once.
     """
-    prefix = f"{stage}@{socket.gethostname()}:"
     tokens = (
-        Recording.objects.filter(claimed_by__startswith=prefix, claimed_until__gte=now)
+        Recording.objects.filter(claimed_by__startswith=_host_prefix(stage), claimed_until__gte=now)
         .values_list("claimed_by", flat=True)
         .distinct()
     )
     released = 0
     for token in list(tokens):
-        pid = token[len(prefix) :].split(":", 1)[0]
-        if pid.isdigit() and gone(int(pid)):
+        if ended(token, stage):
             released += Recording.objects.filter(claimed_by=token).update(claimed_by="", claimed_until=None)
     return released
 

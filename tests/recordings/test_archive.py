@@ -404,8 +404,8 @@ def test_the_encoded_copies_a_killed_run_left_are_removed_by_the_next_run_on_the
     dead.wait()
     alive = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     work, host = Path(settings.VICIREC_WORK_DIR), socket.gethostname()
-    left = work / f"archive_{host}_{dead.pid}_deadbeef"  # as archive_due names its folder
-    running = work / f"archive_{host}_{alive.pid}_cafebabe"
+    left = work / f"archive@{host}:{dead.pid}:deadbeef"  # a folder is named after its run's claim token
+    running = work / f"archive@{host}:{alive.pid}:cafebabe"
     for folder in (left, running):
         write_file(folder, "20261101-142501_3125550100-all.mp3", b"ID3 an encoded copy")
     try:
