@@ -78,7 +78,7 @@ def main() -> None:
     t0 = time.perf_counter()
     populate(args.rows)
     print(f"populated {args.rows:,} rows in {time.perf_counter() - t0:.0f} s", file=sys.stderr)
-    from recordings.stats import take_snapshot
+    from recordings.ops.stats import take_snapshot
 
     t0 = time.perf_counter()
     take_snapshot(now=NOW)

@@ -35,7 +35,7 @@ side): per-phase thread-seconds, SQL statements, commits and new database connec
 
 The two sides differ in one request detail: botocore sends every PutObject with "Expect: 100-continue" and
 waits for the server's "100 Continue" before the body; vicirec sends bodies up to 1 MiB straight away
-(recordings.storage.CONTINUE_ABOVE), one round trip fewer per upload. The plain baseline keeps botocore's
+(recordings.lib.storage.CONTINUE_ABOVE), one round trip fewer per upload. The plain baseline keeps botocore's
 default. Prints one JSON object on stdout and a short table on stderr.
 """
 
@@ -114,7 +114,8 @@ def instrumented(phases: Phases) -> Iterator[None]:
     from django.db.backends.base.base import BaseDatabaseWrapper
     from django.db.backends.utils import CursorWrapper
 
-    from recordings import archive, spool, storage
+    from recordings.lib import spool, storage
+    from recordings.pipeline import archive
 
     patches: list[tuple[Any, str, Any]] = []
 
@@ -246,7 +247,7 @@ class CpuMeter:
 
 
 def synthesize(spool: Path, files: int, seconds: float) -> list[Path]:
-    from recordings.codec import synthesize_speech_like_wav
+    from recordings.demo.speech import synthesize_speech_like_wav
 
     wavs = []
     for i in range(files):
@@ -292,10 +293,10 @@ def add_rows(names: list[str], *, first_id: int, campaign: Any, now: datetime, s
 
 
 def baseline_client(server: S3Server) -> Any:
-    """A boto3 client with exactly vicirec's client config (recordings.storage.s3_storage_options)."""
+    """A boto3 client with exactly vicirec's client config (vicirec.config.s3_storage_options)."""
     import boto3
 
-    from recordings.storage import s3_storage_options
+    from vicirec.config import s3_storage_options
 
     options = s3_storage_options(
         bucket=BASELINE_BUCKET,
@@ -378,7 +379,7 @@ def run_baseline(
 
 
 def run_vicirec(*, now: datetime, threads: int, expected: int, cpu: CpuMeter) -> dict[str, Any]:
-    from recordings.archive import archive_due
+    from recordings.pipeline.archive import archive_due
 
     phases = Phases()
     with instrumented(phases), cpu:
@@ -414,7 +415,7 @@ def profile_upload_only(path: Path, *, now: datetime, files: int) -> dict[str, A
     import cProfile
     import pstats
 
-    from recordings.archive import archive_due
+    from recordings.pipeline.archive import archive_due
 
     profiler = cProfile.Profile()
     start = time.perf_counter()
@@ -503,7 +504,7 @@ def main() -> int:
 def run(args: argparse.Namespace, server: S3Server, home: Path, spool: Path) -> dict[str, Any]:
     from django.utils import timezone
 
-    from recordings.codec import prepare
+    from recordings.lib.codec import prepare
     from recordings.models import Campaign, Recording
     from retention.models import RetentionPolicy
 

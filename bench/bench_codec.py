@@ -1,4 +1,4 @@
-"""Benchmark recordings.codec against the command-line tools VICIdial shops already use.
+"""Benchmark recordings.lib.codec against the command-line tools VICIdial shops already use.
 
     .venv/bin/python bench/bench_codec.py [--files N] [--seconds S] [--kbps K] [--repeat R]
 
@@ -24,7 +24,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from recordings.codec import hash_file, prepare, synthesize_speech_like_wav  # noqa: E402
+from recordings.demo.speech import synthesize_speech_like_wav  # noqa: E402
+from recordings.lib.codec import hash_file, prepare  # noqa: E402
 
 
 def best_of(repeat: int, run: Callable[[], object]) -> float:

@@ -34,10 +34,10 @@ def rss_now_mb() -> float:
 
 def populate(rows: int, spool: Path) -> None:
     """recording_log rows for sync; catalog rows (old ones archived/cleared, 200 due now) for the rest."""
-    from recordings.codec import synthesize_speech_like_wav
+    from recordings.demo.speech import synthesize_speech_like_wav
+    from recordings.demo.vicidial_schema import VicidialWriter
     from recordings.models import Campaign, Recording
     from recordings.vicidial import RecordingLog
-    from recordings.vicidial_schema import VicidialWriter
     from retention.models import RetentionPolicy
 
     with VicidialWriter() as writer:
@@ -92,12 +92,12 @@ def populate(rows: int, spool: Path) -> None:
 
 
 def measure(stage: str, spool: Path) -> dict[str, object]:
-    from recordings.archive import archive_due
-    from recordings.catalog import sync_recordings
-    from recordings.cleanup import cleanup_local
-    from recordings.status import pipeline_status
-    from recordings.verify import verify_archive
-    from retention.enforce import enforce_retention
+    from recordings.ops.status import pipeline_status
+    from recordings.pipeline.archive import archive_due
+    from recordings.pipeline.catalog import sync_recordings
+    from recordings.pipeline.cleanup import cleanup_local
+    from recordings.pipeline.retention import enforce_retention
+    from recordings.pipeline.verify import verify_archive
     from retention.forecast import forecast
 
     base = rss_now_mb()
@@ -115,7 +115,8 @@ def measure(stage: str, spool: Path) -> dict[str, object]:
 
 
 def measure_call_length(minutes: int) -> dict[str, object]:
-    from recordings.codec import prepare, synthesize_speech_like_wav
+    from recordings.demo.speech import synthesize_speech_like_wav
+    from recordings.lib.codec import prepare
 
     work = Path(tempfile.mkdtemp(prefix="vicirec-bench-mem-"))
     wav = work / "call.wav"

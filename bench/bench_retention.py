@@ -58,7 +58,7 @@ def populate(rows: int) -> None:
 
 def measure() -> None:
     from recordings.models import Recording
-    from retention.enforce import enforce_retention
+    from recordings.pipeline.retention import enforce_retention
 
     rows = Recording.objects.count()
     t0 = time.perf_counter()

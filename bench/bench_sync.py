@@ -25,7 +25,8 @@ def main() -> None:
 
     from django.db import connections
 
-    from recordings.catalog import sync_recordings
+    from recordings.demo.vicidial_schema import VicidialWriter
+    from recordings.pipeline.catalog import sync_recordings
     from recordings.vicidial import (
         RecordingLog,
         VicidialCampaign,
@@ -34,7 +35,6 @@ def main() -> None:
         VicidialLead,
         VicidialLog,
     )
-    from recordings.vicidial_schema import VicidialWriter
 
     rng = random.Random(1)
     spool = home / "monitorDONE"

@@ -14,7 +14,7 @@ from django.db import transaction
 
 from holds.models import Case, LegalHold
 from recordings.models import Campaign, Recording
-from recordings.storage import get_target
+from recordings.pipeline.target import get_target
 from vicirec import clock
 
 STORED = (Recording.State.ARCHIVED, Recording.State.CLEARED)

@@ -37,9 +37,10 @@ from typing import IO, Any
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 
-from recordings import spool
+from recordings.lib import spool
+from recordings.lib.storage import StorageError
 from recordings.models import AccessEvent, Recording, RecordingEvent, RecordingQuerySet
-from recordings.storage import StorageError, get_target
+from recordings.pipeline.target import get_target
 
 log = logging.getLogger("vicirec.export")
 CHUNK = 1024 * 1024

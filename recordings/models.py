@@ -304,7 +304,7 @@ class AccessEvent(models.Model):
 
 class PipelineSnapshot(models.Model):
     """One row a day of what the pipeline held and did (dashboard, disk forecasts); written only by
-    recordings.stats.take_snapshot."""
+    recordings.ops.stats.take_snapshot."""
 
     day = models.DateField(unique=True)
     taken_at = models.DateTimeField()
@@ -316,7 +316,7 @@ class PipelineSnapshot(models.Model):
     archived_stored_bytes = models.PositiveBigIntegerField(default=0)
     # {node: {"total", "used", "free", "percent", "path", "reported_at"}} as each node last reported it
     disk = models.JSONField(default=dict)
-    # the dashboard's table-wide totals (recordings.stats.inventory), taken with the snapshot
+    # the dashboard's table-wide totals (recordings.ops.stats.inventory), taken with the snapshot
     inventory = models.JSONField(default=dict)
 
     class Meta:

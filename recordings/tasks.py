@@ -10,11 +10,11 @@ from __future__ import annotations
 
 from django.conf import settings
 
-from recordings import disk
-from recordings.archive import archive_due
-from recordings.catalog import sync_recordings
-from recordings.cleanup import cleanup_local
-from recordings.verify import verify_archive
+from recordings.lib import disk
+from recordings.pipeline.archive import archive_due
+from recordings.pipeline.catalog import sync_recordings
+from recordings.pipeline.cleanup import cleanup_local
+from recordings.pipeline.verify import verify_archive
 from vicirec import clock
 
 
@@ -32,7 +32,7 @@ def _this_node(node: str) -> str:
 
 
 def _with_disk(report: dict[str, object]) -> dict[str, object]:
-    usage = disk.spool_usage()
+    usage = disk.spool_usage(settings.VICIREC_SPOOL_DIRS)
     return {**report, "disk": usage.as_dict() if usage else None}
 
 
@@ -53,6 +53,6 @@ def verify(sample: int) -> dict[str, object]:
 
 
 def snapshot() -> dict[str, object]:
-    from recordings.stats import take_snapshot
+    from recordings.ops.stats import take_snapshot
 
     return take_snapshot(now=clock.now()).as_dict()

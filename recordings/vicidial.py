@@ -4,7 +4,7 @@ Unmanaged models with VICIdial's real table and column names and types (extras/M
 schema 1720; see shared/reference/vicidial.md). ``vicidial_table = True`` makes vicirec.dbrouter send them
 to the "vicidial" alias, refuse writes and skip migrations. Only the columns vicirec needs are mapped for
 the wide tables; ``vicidial_users.pass`` is deliberately absent. The demo and the tests create these tables
-from these models (recordings.vicidial_schema), on MyISAM as VICIdial does.
+from these models (recordings.demo.vicidial_schema), on MyISAM as VICIdial does.
 """
 
 from __future__ import annotations

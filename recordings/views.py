@@ -27,9 +27,9 @@ from django.http import (
 )
 
 from recordings.export import Accessor, find_copy, log_access
+from recordings.lib.storage import StorageError
 from recordings.models import AccessEvent, PipelineSnapshot, Recording
-from recordings.stats import GIB, NODE_WORK_STATES, inventory
-from recordings.storage import StorageError
+from recordings.ops.stats import GIB, NODE_WORK_STATES, inventory
 from vicirec import clock
 
 PLAY_PERMISSION = "recordings.play_recording"
@@ -129,7 +129,7 @@ def dashboard_data(now: datetime) -> dict[str, Any]:
     """Every figure of the admin index.
 
     The table-wide totals (by state, per server, in the bucket, month by month) come from the latest
-    statistics snapshot, where the central worker computes them (recordings.stats.inventory): a page view
+    statistics snapshot, where the central worker computes them (recordings.ops.stats.inventory): a page view
     never scans the catalog. Only a catalog without any snapshot yet is counted live. The backlog and the
     latest failures are live queries bounded by the (state, server_ip, start_time) index.
     """

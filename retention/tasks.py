@@ -6,6 +6,6 @@ from vicirec import clock
 
 
 def enforce() -> dict[str, object]:
-    from retention.enforce import enforce_retention
+    from recordings.pipeline.retention import enforce_retention
 
     return enforce_retention(now=clock.now(), dry_run=False).as_dict()

@@ -11,7 +11,7 @@ from django.conf import settings
 from django.db import connections
 from django.test.utils import setup_databases, teardown_databases
 
-from recordings.vicidial_schema import VicidialWriter
+from recordings.demo.vicidial_schema import VicidialWriter
 from tests.factories import VicidialData
 
 try:  # the S3 server fixtures come with the archive pipeline

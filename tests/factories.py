@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from recordings.demo.vicidial_schema import VicidialWriter
 from recordings.models import Recording
 from recordings.vicidial import (
     RecordingLog,
@@ -20,7 +21,6 @@ from recordings.vicidial import (
     VicidialLogArchive,
     VicidialUser,
 )
-from recordings.vicidial_schema import VicidialWriter
 
 _ids = itertools.count(1)
 

@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from recordings.storage import s3_storage_options
 from tests.s3server import S3Server, make_bucket, seaweedfs
+from vicirec.config import s3_storage_options
 
 __all__ = ["archive_s3_settings", "s3_bucket", "s3_server"]
 

@@ -7,10 +7,14 @@ person can act on (manage.py prints it without a traceback).
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import dj_database_url
+from boto3.s3.transfer import TransferConfig
+from botocore.config import Config
 from django.core.exceptions import ImproperlyConfigured
 
 
@@ -99,3 +103,53 @@ def database_config(name: str, url: str, *, engines: dict[str, str] | None = Non
     if engines and config["ENGINE"] in engines:
         config["ENGINE"] = engines[config["ENGINE"]]
     return config
+
+
+# --- the archive bucket (R2, S3) ------------------------------------------------------------------
+
+# S3 and R2 refuse a single PUT above 5 GiB; vicirec never sends a larger one (see recordings.lib.storage).
+_MAX_SINGLE_PUT = 5 * 1024**3
+
+
+def r2_endpoint(account_id: str, *, jurisdiction: str = "") -> str:
+    """The S3 endpoint of a Cloudflare R2 account (`jurisdiction="eu"` for EU-jurisdiction buckets)."""
+    account_id = account_id.strip()
+    if not re.fullmatch(r"[A-Za-z0-9]+", account_id):
+        raise ValueError("VICIREC_R2_ACCOUNT_ID must be the account id from the R2 dashboard (letters and digits).")
+    region = f".{jurisdiction.strip()}" if jurisdiction.strip() else ""
+    return f"https://{account_id}{region}.r2.cloudflarestorage.com"
+
+
+def s3_storage_options(
+    *,
+    bucket: str,
+    endpoint_url: str | None,
+    region: str | None,
+    access_key_id: str | None,
+    secret_access_key: str | None,
+) -> dict[str, Any]:
+    """OPTIONS for `storages.backends.s3.S3Storage` that work the same on R2 and S3.
+
+    Empty credentials are passed as None so boto3's standard chain (env, profile, instance role) applies.
+    """
+    return {
+        "bucket_name": bucket,
+        "endpoint_url": endpoint_url or None,
+        "region_name": region or None,
+        "access_key": access_key_id or None,
+        "secret_key": secret_access_key or None,
+        # when_required: no automatic CRC32 / aws-chunked trailers (R2 rejects them); the SHA-256 we
+        # precompute and send ourselves is always sent as a plain header.
+        "client_config": Config(
+            signature_version="s3v4",
+            request_checksum_calculation="when_required",
+            response_checksum_validation="when_required",
+            retries={"mode": "standard", "max_attempts": 5},
+        ),
+        # Never multipart: a multipart upload cannot carry a whole-file SHA-256.
+        "transfer_config": TransferConfig(multipart_threshold=_MAX_SINGLE_PUT),
+        "file_overwrite": False,
+        "default_acl": None,
+        "querystring_expire": 300,
+        "signature_version": "s3v4",
+    }

@@ -19,6 +19,8 @@ from vicirec.config import (
     env_int,
     env_list,
     env_str,
+    r2_endpoint,
+    s3_storage_options,
 )
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -154,8 +156,6 @@ VICIREC_PRESIGN_SECONDS = env_int("VICIREC_PRESIGN_SECONDS", 300, minimum=1)
 if VICIREC_STORAGE == "filesystem":
     _archive = {"BACKEND": "django.core.files.storage.FileSystemStorage", "OPTIONS": {"location": VICIREC_ARCHIVE_DIR}}
 else:
-    from recordings.storage import r2_endpoint, s3_storage_options
-
     _bucket = env_str("VICIREC_S3_BUCKET")
     if not _bucket:
         raise ConfigError(f"VICIREC_S3_BUCKET must name the bucket when VICIREC_STORAGE={VICIREC_STORAGE}.")

@@ -14,10 +14,10 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.core.cache import cache
 
-from recordings.archive import archive_due
-from recordings.cleanup import cleanup_local
-from recordings.codec import synthesize_speech_like_wav
+from recordings.demo.speech import synthesize_speech_like_wav
 from recordings.models import Recording
+from recordings.pipeline.archive import archive_due
+from recordings.pipeline.cleanup import cleanup_local
 from tests.factories import make_recording
 
 ROLES = ("Legal", "Legal approver", "Ops", "Auditor")

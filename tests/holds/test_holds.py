@@ -13,10 +13,10 @@ from django.test.utils import CaptureQueriesContext
 
 from holds.actions import Actor, place_hold, release_hold
 from holds.models import Case, LegalHold
-from recordings import storage
-from recordings.archive import archive_due
 from recordings.models import Campaign, Recording
-from recordings.verify import verify_archive
+from recordings.pipeline.archive import archive_due
+from recordings.pipeline.target import get_target
+from recordings.pipeline.verify import verify_archive
 from retention.models import RetentionPolicy
 from tests.factories import make_recording, write_file
 from tests.s3server import make_bucket
@@ -121,7 +121,7 @@ def test_holds_set_the_buckets_object_lock_and_verify_reports_drift(s3_server, s
     hold = place_hold(reason="complaint", actor=ACTOR, recording_ids=[held.pk])
     held.refresh_from_db()
     free.refresh_from_db()
-    target = storage.get_target()
+    target = get_target()
     assert target.legal_hold_status(held.object_key, held.version_id) is True
     assert target.legal_hold_status(free.object_key, free.version_id) is False
     refused = target.delete([(held.object_key, held.version_id)])

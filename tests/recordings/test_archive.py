@@ -15,13 +15,15 @@ from typing import Any
 import pytest
 from django.core.management import call_command
 
-from recordings import archive, storage
-from recordings.archive import archive_due
-from recordings.cleanup import cleanup_local
-from recordings.codec import synthesize_speech_like_wav
+from recordings.demo.speech import synthesize_speech_like_wav
+from recordings.lib import storage
 from recordings.models import Campaign, Recording, RecordingEvent
-from recordings.verify import verify_archive
-from recordings.workqueue import claim, record
+from recordings.pipeline import archive
+from recordings.pipeline.archive import archive_due
+from recordings.pipeline.cleanup import cleanup_local
+from recordings.pipeline.target import get_target
+from recordings.pipeline.verify import verify_archive
+from recordings.pipeline.workqueue import claim, record
 from retention.models import RetentionPolicy
 from tests.factories import make_recording, write_file
 from tests.faults import FlipOneByte
@@ -65,7 +67,7 @@ def wav_recording(
 
 
 def stored_bytes(recording: Recording) -> bytes:
-    target = storage.get_target()
+    target = get_target()
     if isinstance(target, storage.FilesystemTarget):
         return (target.root / recording.object_key).read_bytes()
     return target.client.get_object(Bucket=target.bucket, Key=recording.object_key)["Body"].read()
@@ -94,7 +96,7 @@ def test_recordings_past_their_window_end_up_verified_in_the_bucket_and_leave_lo
     assert old.encoder["settings"]["codec"] == "mp3" and old.object_key.startswith("SALES/")
     assert old.object_key.endswith(f"{old.filename}_rec{old.recording_id}.mp3")
     if target == "s3":
-        t = storage.get_target()
+        t = get_target()
         head = t.client.head_object(Bucket=t.bucket, Key=old.object_key, ChecksumMode="ENABLED")
         assert base64.b64decode(head["ChecksumSHA256"]).hex() == hashlib.sha256(body).hexdigest()
         assert head["Metadata"]["vicirec-original-sha256"] == old.original_sha256
@@ -129,7 +131,7 @@ def test_a_body_corrupted_in_flight_is_refused_by_the_server_and_the_file_kept(
     assert report.failed == 1 and report.archived == 0
     assert recording.state == "failed" and "BadDigest" in recording.error
     assert recording.verified_at is None and recording.attempts == 1 and recording.next_attempt_at > NOW
-    t = storage.get_target()
+    t = get_target()
     assert list(t.iter_keys()) == []
     assert cleanup_local(now=NOW, node="").cleared == 0
     assert (spool_dir / f"{recording.filename}-all.wav").exists()
@@ -151,10 +153,8 @@ def test_a_key_holding_other_content_is_an_error_for_a_person_not_an_overwrite(
     intruder = spool_dir / "intruder.mp3"
     intruder.write_bytes(b"not the recording")
     digest = hashlib.sha256(b"not the recording").hexdigest()
-    storage.get_target().delete([(recording.object_key, recording.version_id)])
-    storage.get_target().put(
-        recording.object_key, intruder, sha256_hex=digest, size=17, metadata={}, content_type="audio/mpeg"
-    )
+    get_target().delete([(recording.object_key, recording.version_id)])
+    get_target().put(recording.object_key, intruder, sha256_hex=digest, size=17, metadata={}, content_type="audio/mpeg")
     Recording.objects.filter(pk=recording.pk).update(state="captured", stored_sha256="", object_key="")
 
     again = archive_due(now=NOW + timedelta(minutes=1), node="", threads=1)
@@ -226,7 +226,7 @@ def test_cleanup_keeps_the_file_when_the_cloud_copy_is_gone(target: str, spool_d
     recording = wav_recording(spool_dir, age_days=10, campaign=sales)
     archive_due(now=NOW, node="", threads=1)
     recording.refresh_from_db()
-    storage.get_target().delete([(recording.object_key, recording.version_id)])
+    get_target().delete([(recording.object_key, recording.version_id)])
 
     report = cleanup_local(now=NOW, node="")
 
@@ -243,7 +243,7 @@ def test_verify_archive_reports_a_tampered_object(target: str, spool_dir: Path, 
     recording = wav_recording(spool_dir, age_days=10, campaign=sales)
     archive_due(now=NOW, node="", threads=1)
     recording.refresh_from_db()
-    t = storage.get_target()
+    t = get_target()
     t.delete([(recording.object_key, recording.version_id)])
     tampered = spool_dir / "tampered"
     tampered.write_bytes(b"x" * 100)
@@ -298,7 +298,7 @@ def test_a_batchs_plans_are_on_record_before_its_first_upload_and_a_crash_in_bet
     for n, recording in enumerate(recordings):
         write_file(spool_dir, f"MP3/{recording.filename}-all.mp3", b"ID3" + bytes([n]) * 4000)
     pks = [r.pk for r in recordings]
-    target_class = type(storage.get_target())
+    target_class = type(get_target())
     real_put = target_class.put
     planned_at_first_put: list[int] = []
     puts: list[str] = []
@@ -377,7 +377,7 @@ def test_encoded_copies_waiting_for_their_upload_are_bounded(
 ) -> None:
     monkeypatch.setattr(archive, "ENCODED_AT_ONCE", 1)  # each encoded copy is uploaded before the next is made
     recordings = [wav_recording(spool_dir, age_days=9, campaign=sales, seconds=2) for _ in range(3)]
-    target_class = type(storage.get_target())
+    target_class = type(get_target())
     real_put = target_class.put
     on_disk: list[int] = []
 

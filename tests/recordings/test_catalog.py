@@ -11,8 +11,8 @@ from django.core.management import call_command
 from django.db import connections
 from django.test.utils import CaptureQueriesContext
 
-from recordings.catalog import sync_recordings
 from recordings.models import Campaign, Recording, RecordingEvent
+from recordings.pipeline.catalog import sync_recordings
 from tests.factories import VicidialData, write_file
 
 pytestmark = pytest.mark.django_db(databases=["default", "vicidial"])

@@ -1,4 +1,4 @@
-"""recordings.codec: one read of the original, real encoders, honest hashes, clear errors."""
+"""recordings.lib.codec: one read of the original, real encoders, honest hashes, clear errors."""
 
 from __future__ import annotations
 
@@ -13,8 +13,9 @@ import numpy as np
 import pytest
 import soundfile
 
-from recordings import codec
-from recordings.codec import CodecError, HashingReader, Prepared, hash_file, prepare, synthesize_speech_like_wav
+from recordings.demo.speech import synthesize_speech_like_wav
+from recordings.lib import codec
+from recordings.lib.codec import CodecError, HashingReader, Prepared, hash_file, prepare
 
 SECONDS = 4.0
 

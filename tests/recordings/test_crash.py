@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from recordings.codec import synthesize_speech_like_wav
+from recordings.demo.speech import synthesize_speech_like_wav
 from recordings.models import Campaign, Recording, RecordingEvent
 from retention.models import RetentionPolicy
 from tests import workers
@@ -128,7 +128,7 @@ def test_two_workers_at_once_never_take_the_same_recording(
 
 
 def test_a_killed_workers_claims_are_released_at_once_on_the_same_host(due_recordings: list[Recording]) -> None:
-    from recordings.workqueue import claim, release_dead_claims
+    from recordings.pipeline.workqueue import claim, release_dead_claims
 
     # A worker that claimed a batch and was killed (its process now a zombie, then reaped).
     child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])

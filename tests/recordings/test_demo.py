@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from recordings.catalog import sync_recordings
-from recordings.demo import generate_demo
+from recordings.demo.generate import generate_demo
+from recordings.demo.vicidial_schema import VicidialWriter
 from recordings.models import Recording
-from recordings.vicidial_schema import VicidialWriter
+from recordings.pipeline.catalog import sync_recordings
 
 pytestmark = pytest.mark.django_db(databases=["default", "vicidial"])
 

@@ -25,9 +25,9 @@ import redis
 from django.core.management import call_command
 from django_q.models import Schedule, Success
 
-from recordings.codec import synthesize_speech_like_wav
+from recordings.demo.speech import synthesize_speech_like_wav
 from recordings.models import Campaign, Recording, RecordingEvent
-from recordings.schedules import node_cluster
+from recordings.ops.schedules import node_cluster
 from retention.models import RetentionPolicy
 from tests.factories import make_recording
 from tests.s3server import S3Server

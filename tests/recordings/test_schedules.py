@@ -16,7 +16,7 @@ from django.core.management import call_command
 from django_q.models import Schedule
 
 from recordings import tasks
-from recordings.schedules import configured_nodes
+from recordings.ops.schedules import configured_nodes
 from tests.factories import make_recording
 from vicirec import clock
 

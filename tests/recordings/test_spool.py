@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from recordings import spool
+from recordings.lib import spool
 
 
 def test_a_spool_reached_through_a_symlink_finds_files_and_still_refuses_links_that_leave_it(tmp_path: Path) -> None:

@@ -12,7 +12,7 @@ from django.core.management import call_command
 from django_q.models import Success
 
 from recordings import models
-from recordings.status import pipeline_status
+from recordings.ops.status import pipeline_status
 from tests.factories import make_recording
 from vicirec import clock
 
@@ -36,7 +36,7 @@ def node_reported(used: int, *, at: Any) -> None:
 
 
 def test_the_snapshot_counts_waiting_work_the_days_transitions_and_node_disks() -> None:
-    from recordings.stats import take_snapshot
+    from recordings.ops.stats import take_snapshot
 
     now = clock.now()
     make_recording(server_ip=NODE, start_time=now - timedelta(days=1))
@@ -53,7 +53,7 @@ def test_the_snapshot_counts_waiting_work_the_days_transitions_and_node_disks() 
 
 
 def test_days_to_full_follows_the_growth_since_a_week_ago(settings: Any) -> None:
-    from recordings.stats import take_snapshot
+    from recordings.ops.stats import take_snapshot
 
     settings.VICIREC_NODES, settings.VICIREC_NODE = [NODE], ""
     call_command("setup_schedules", "--json", stdout=StringIO())
@@ -69,7 +69,7 @@ def test_the_dashboard_takes_its_totals_from_the_snapshot_and_its_backlog_live()
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
 
-    from recordings.stats import take_snapshot
+    from recordings.ops.stats import take_snapshot
     from recordings.views import dashboard_data
 
     now = clock.now()

@@ -13,11 +13,11 @@ import pytest
 from django.core.management import call_command, execute_from_command_line
 from django_q.models import Schedule, Success
 
-from recordings.archive import due_for_upload
-from recordings.cleanup import cleanup_local
 from recordings.models import Campaign, Recording
-from recordings.status import pipeline_status
-from recordings.workqueue import claim
+from recordings.ops.status import pipeline_status
+from recordings.pipeline.archive import due_for_upload
+from recordings.pipeline.cleanup import cleanup_local
+from recordings.pipeline.workqueue import claim
 from retention.models import RetentionPolicy
 from tests.factories import make_recording
 from vicirec import clock

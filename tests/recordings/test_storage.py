@@ -17,20 +17,13 @@ import pytest
 from botocore.config import Config
 from django.core.exceptions import ImproperlyConfigured
 
-from recordings import storage
-from recordings.storage import (
-    ArchiveTarget,
-    FilesystemTarget,
-    S3Target,
-    StorageError,
-    get_target,
-    object_key,
-    r2_endpoint,
-    s3_storage_options,
-)
+from recordings.lib import storage
+from recordings.lib.storage import ArchiveTarget, FilesystemTarget, S3Target, StorageError, object_key
+from recordings.pipeline.target import get_target
 from tests.faults import FlipOneByte
 from tests.s3_fixtures import s3_archive_storage
 from tests.s3server import S3Server, free_ports, make_bucket
+from vicirec.config import r2_endpoint, s3_storage_options
 
 AUDIO = b"RIFF....WAVEfmt " + bytes(range(256)) * 64
 OTHER = b"RIFF....WAVEfmt " + bytes(range(255, -1, -1)) * 64

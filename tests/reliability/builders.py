@@ -6,7 +6,7 @@ import random
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from recordings.codec import synthesize_speech_like_wav
+from recordings.demo.speech import synthesize_speech_like_wav
 from recordings.models import Campaign, Recording
 from retention.models import RetentionPolicy
 from tests.factories import make_recording

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from botocore.config import Config
 
-from recordings.storage import S3Target
+from recordings.lib.storage import S3Target
 from tests.faultproxy import FaultProxy
 from tests.reliability.invariants import FIGURES, Figures
 from tests.s3_fixtures import s3_archive_storage

@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
+from recordings.lib.storage import ArchiveTarget, S3Target, StorageError
 from recordings.models import Recording
-from recordings.storage import ArchiveTarget, S3Target, StorageError
 from retention.models import DeletionCertificate
 
 

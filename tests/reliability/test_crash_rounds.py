@@ -23,8 +23,8 @@ from pathlib import Path
 import pytest
 
 from holds.actions import Actor, place_hold
+from recordings.lib.storage import S3Target
 from recordings.models import Recording, RecordingEvent
-from recordings.storage import S3Target
 from retention.models import DeletionCertificate
 from tests.reliability.builders import add_recordings, campaign
 from tests.reliability.invariants import Baseline, Figures, check_invariants

@@ -16,13 +16,13 @@ from typing import Any
 
 import pytest
 
-from recordings import codec
-from recordings.archive import archive_due
-from recordings.catalog import sync_recordings
-from recordings.cleanup import cleanup_local
-from recordings.codec import synthesize_speech_like_wav
+from recordings.demo.speech import synthesize_speech_like_wav
+from recordings.lib import codec
+from recordings.lib.storage import S3Target
 from recordings.models import Recording, RecordingEvent
-from recordings.storage import S3Target
+from recordings.pipeline.archive import archive_due
+from recordings.pipeline.catalog import sync_recordings
+from recordings.pipeline.cleanup import cleanup_local
 from tests.factories import VicidialData, make_recording, write_file
 from tests.reliability.builders import campaign
 from tests.reliability.invariants import Baseline, Figures, check_invariants, sha256_of

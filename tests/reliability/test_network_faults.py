@@ -16,11 +16,11 @@ from typing import Any
 
 import pytest
 
-from recordings.archive import archive_due
-from recordings.cleanup import cleanup_local
+from recordings.lib.storage import S3Target
 from recordings.models import Recording, RecordingEvent
-from recordings.storage import S3Target
-from retention.enforce import enforce_retention
+from recordings.pipeline.archive import archive_due
+from recordings.pipeline.cleanup import cleanup_local
+from recordings.pipeline.retention import enforce_retention
 from retention.models import DeletionCertificate
 from tests.faultproxy import Fault, FaultProxy, Rules
 from tests.reliability.builders import add_recordings, campaign

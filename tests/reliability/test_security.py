@@ -20,12 +20,12 @@ from django.db import connections
 from django.test.utils import CaptureQueriesContext
 
 from holds.actions import Actor, place_hold
-from recordings.archive import archive_due
-from recordings.catalog import sync_recordings
-from recordings.cleanup import cleanup_local
 from recordings.models import Recording
-from recordings.verify import verify_archive
-from retention.enforce import enforce_retention
+from recordings.pipeline.archive import archive_due
+from recordings.pipeline.catalog import sync_recordings
+from recordings.pipeline.cleanup import cleanup_local
+from recordings.pipeline.retention import enforce_retention
+from recordings.pipeline.verify import verify_archive
 from tests.factories import VicidialData, write_file
 from tests.reliability.builders import add_recordings, campaign
 from tests.s3_fixtures import s3_archive_storage
@@ -125,7 +125,7 @@ def test_credentials_never_reach_an_error_page(settings: Any, rf: Any) -> None:
     """Django's error report (shown with DEBUG on, mailed to admins with it off) masks the bucket keys."""
     from django.views.debug import SafeExceptionReporterFilter
 
-    from recordings.storage import s3_storage_options
+    from vicirec.config import s3_storage_options
 
     secret, key_id = "wJalrXUtnFEMI-this-is-the-secret", "AKIA-the-key-id"
     options = s3_storage_options(

@@ -16,12 +16,12 @@ from django.core.management.base import CommandError
 
 from holds.actions import Actor, place_hold, release_hold
 from holds.models import Case, LegalHold
-from recordings import storage
-from recordings.archive import archive_due
-from recordings.cleanup import cleanup_local
 from recordings.models import Campaign, Recording
-from retention import enforce
-from retention.enforce import RetentionSafetyStop, enforce_retention
+from recordings.pipeline import retention as enforce
+from recordings.pipeline.archive import archive_due
+from recordings.pipeline.cleanup import cleanup_local
+from recordings.pipeline.retention import RetentionSafetyStop, enforce_retention
+from recordings.pipeline.target import get_target
 from retention.forecast import forecast
 from retention.models import DeletionCertificate, RetentionPolicy
 from tests.factories import make_recording, write_file
@@ -54,7 +54,7 @@ def archive_everything(local_age_cutoff: int = 30) -> None:
 
 def in_bucket(r: Recording) -> bool:
     r.refresh_from_db()
-    return storage.get_target().confirm(r.object_key, sha256_hex=r.stored_sha256, size=r.stored_size or 0).found
+    return get_target().confirm(r.object_key, sha256_hex=r.stored_sha256, size=r.stored_size or 0).found
 
 
 @pytest.fixture

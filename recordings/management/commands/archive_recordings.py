@@ -2,7 +2,7 @@ from typing import Any
 
 from django.core.management.base import CommandParser
 
-from recordings.archive import archive_due
+from recordings.pipeline.archive import archive_due
 from vicirec import clock
 from vicirec.commands import StageCommand
 

@@ -2,7 +2,7 @@ from typing import Any
 
 from django.core.management.base import CommandParser
 
-from recordings.cleanup import cleanup_local
+from recordings.pipeline.cleanup import cleanup_local
 from vicirec import clock
 from vicirec.commands import StageCommand
 

@@ -3,7 +3,7 @@ from typing import Any
 from django.conf import settings
 from django.core.management.base import CommandError, CommandParser
 
-from recordings.demo import DemoReport, generate_demo
+from recordings.demo.generate import DemoReport, generate_demo
 from vicirec import clock
 from vicirec.commands import StageCommand
 

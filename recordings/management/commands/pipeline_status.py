@@ -3,7 +3,7 @@ from typing import Any
 
 from django.core.management.base import CommandError
 
-from recordings.status import pipeline_status
+from recordings.ops.status import pipeline_status
 from vicirec import clock
 from vicirec.commands import StageCommand
 

@@ -1,7 +1,7 @@
 import json
 from typing import Any
 
-from recordings.lifecycle import run_lifecycle
+from recordings.pipeline.lifecycle import run_lifecycle
 from vicirec import clock
 from vicirec.commands import StageCommand
 

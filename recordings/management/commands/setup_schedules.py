@@ -2,7 +2,7 @@ from typing import Any
 
 from django.core.management.base import CommandParser
 
-from recordings.schedules import setup_schedules
+from recordings.ops.schedules import setup_schedules
 from vicirec import clock
 from vicirec.commands import StageCommand
 

@@ -2,7 +2,7 @@ from typing import Any
 
 from django.core.management.base import CommandParser
 
-from recordings.catalog import sync_recordings
+from recordings.pipeline.catalog import sync_recordings
 from vicirec import clock
 from vicirec.commands import StageCommand
 

@@ -3,7 +3,7 @@ from typing import Any
 
 from django.core.management.base import CommandError, CommandParser
 
-from recordings.verify import verify_archive
+from recordings.pipeline.verify import verify_archive
 from vicirec import clock
 from vicirec.commands import StageCommand
 

@@ -2,7 +2,7 @@ from typing import Any
 
 from django.core.management.base import CommandError, CommandParser
 
-from retention.enforce import RetentionSafetyStop, enforce_retention
+from recordings.pipeline.retention import RetentionSafetyStop, enforce_retention
 from retention.forecast import forecast
 from vicirec import clock
 from vicirec.commands import StageCommand

@@ -29,7 +29,7 @@ from django.db import DatabaseError, transaction
 from django.db.models import Max
 from simple_history.utils import bulk_create_with_history
 
-from recordings import spool
+from recordings.lib import spool
 from recordings.models import Campaign, Recording, RecordingEvent
 from recordings.vicidial import (
     RecordingLog,

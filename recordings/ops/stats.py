@@ -18,7 +18,7 @@ from django.db.models.functions import Coalesce, Greatest, TruncMonth
 from django_q.models import Success
 
 from recordings.models import Recording, RecordingEvent
-from recordings.schedules import PREFIX
+from recordings.ops.schedules import PREFIX
 
 NODE_WORK_STATES = (*Recording.WAITING_STATES, Recording.State.ARCHIVED)  # to upload, or to clear locally
 

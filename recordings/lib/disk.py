@@ -10,8 +10,6 @@ import shutil
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from django.conf import settings
-
 
 @dataclass(frozen=True)
 class DiskUsage:
@@ -30,10 +28,10 @@ class DiskUsage:
         return {**asdict(self), "percent": self.percent}
 
 
-def spool_usage(spools: list[Path] | None = None) -> DiskUsage | None:
+def spool_usage(spools: list[Path]) -> DiskUsage | None:
     """The fullest filesystem holding one of the spool folders (None if none of them exists)."""
     fullest: DiskUsage | None = None
-    for folder in settings.VICIREC_SPOOL_DIRS if spools is None else spools:
+    for folder in spools:
         try:
             total, used, free = shutil.disk_usage(folder)
         except OSError:
@@ -44,6 +42,6 @@ def spool_usage(spools: list[Path] | None = None) -> DiskUsage | None:
     return fullest
 
 
-def under_pressure(usage: DiskUsage | None = None) -> bool:
-    usage = usage or spool_usage()
-    return usage is not None and usage.percent >= settings.VICIREC_DISK_PRESSURE_PERCENT
+def under_pressure(usage: DiskUsage | None, *, percent: float) -> bool:
+    """Whether ``usage`` (a spool_usage() answer) is at or above ``percent`` full."""
+    return usage is not None and usage.percent >= percent

@@ -23,10 +23,11 @@ from django.conf import settings
 from django.db import transaction
 
 from holds.models import LegalHold
-from recordings import spool
+from recordings.lib import spool
+from recordings.lib.storage import StorageError
 from recordings.models import Recording, RecordingEvent, RecordingQuerySet
-from recordings.storage import StorageError, get_target
-from recordings.workqueue import claim, fail, new_token, release, release_dead_claims
+from recordings.pipeline.target import get_target
+from recordings.pipeline.workqueue import claim, fail, new_token, release, release_dead_claims
 from retention.models import DeletionCertificate, RetentionPolicy
 
 log = logging.getLogger("vicirec.retention")

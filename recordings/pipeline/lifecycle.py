@@ -5,10 +5,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from recordings.archive import archive_due
-from recordings.catalog import sync_recordings
-from recordings.cleanup import cleanup_local
-from retention.enforce import enforce_retention
+from recordings.pipeline.archive import archive_due
+from recordings.pipeline.catalog import sync_recordings
+from recordings.pipeline.cleanup import cleanup_local
+from recordings.pipeline.retention import enforce_retention
 
 
 def run_lifecycle(*, now: datetime) -> dict[str, Any]:

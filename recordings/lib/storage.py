@@ -1,13 +1,14 @@
 """The archive: where recordings go after they leave the telephony server's disk.
 
-This is the only module that touches boto3, botocore or django-storages. Everything else calls
-`get_target()` and speaks the `ArchiveTarget` interface below, whose two implementations are
+This is the only module that touches boto3 or botocore, and it needs no Django. Everything else calls
+`recordings.pipeline.target.get_target()` (built here by `target_for` from the configured storage) and
+speaks the `ArchiveTarget` interface below, whose two implementations are
 
 * `S3Target` — a bucket on Cloudflare R2 or AWS S3, configured through django-storages' `S3Storage`
   (`STORAGES["archive"]`). Uploads are one single-part PUT carrying a precomputed SHA-256 that the
   *server* checks on receipt (`x-amz-checksum-sha256`), made conditional with `If-None-Match: *` so an
-  existing object is never overwritten. See shared/reference/s3-r2.md for why (no multipart: it cannot
-  carry a whole-file SHA-256; precomputed header: no aws-chunked trailer, which R2 rejects).
+  existing object is never overwritten. No multipart: a multipart upload cannot
+  carry a whole-file SHA-256; a precomputed header, not an aws-chunked trailer, which R2 rejects.
 * `FilesystemTarget` — a local folder (`FileSystemStorage`), the embedded default for demos and tests.
 
 Contract shared by both:
@@ -36,8 +37,6 @@ from pathlib import Path, PurePosixPath
 from typing import IO, Any, Literal, Protocol
 from urllib.parse import quote
 
-from boto3.s3.transfer import TransferConfig
-from botocore.config import Config
 from botocore.exceptions import (
     BotoCoreError,
     ClientError,
@@ -59,53 +58,6 @@ CONTINUE_ABOVE = 1024 * 1024
 # How a copy was verified: the checksum the server verified on receipt and returned in its answer to the
 # PUT, the checksum it returns on HEAD, or the bytes read back and hashed here.
 Method = Literal["put-checksum", "server-checksum", "rehash"]
-
-
-# --- configuration helpers (called from settings.py: no Django imports here) ---------------------
-
-
-def r2_endpoint(account_id: str, *, jurisdiction: str = "") -> str:
-    """The S3 endpoint of a Cloudflare R2 account (`jurisdiction="eu"` for EU-jurisdiction buckets)."""
-    account_id = account_id.strip()
-    if not re.fullmatch(r"[A-Za-z0-9]+", account_id):
-        raise ValueError("VICIREC_R2_ACCOUNT_ID must be the account id from the R2 dashboard (letters and digits).")
-    region = f".{jurisdiction.strip()}" if jurisdiction.strip() else ""
-    return f"https://{account_id}{region}.r2.cloudflarestorage.com"
-
-
-def s3_storage_options(
-    *,
-    bucket: str,
-    endpoint_url: str | None,
-    region: str | None,
-    access_key_id: str | None,
-    secret_access_key: str | None,
-) -> dict[str, Any]:
-    """OPTIONS for `storages.backends.s3.S3Storage` that work the same on R2 and S3.
-
-    Empty credentials are passed as None so boto3's standard chain (env, profile, instance role) applies.
-    """
-    return {
-        "bucket_name": bucket,
-        "endpoint_url": endpoint_url or None,
-        "region_name": region or None,
-        "access_key": access_key_id or None,
-        "secret_key": secret_access_key or None,
-        # when_required: no automatic CRC32 / aws-chunked trailers (R2 rejects them); the SHA-256 we
-        # precompute and send ourselves is always sent as a plain header.
-        "client_config": Config(
-            signature_version="s3v4",
-            request_checksum_calculation="when_required",
-            response_checksum_validation="when_required",
-            retries={"mode": "standard", "max_attempts": 5},
-        ),
-        # Never multipart: a multipart upload cannot carry a whole-file SHA-256.
-        "transfer_config": TransferConfig(multipart_threshold=MAX_SINGLE_PUT),
-        "file_overwrite": False,
-        "default_acl": None,
-        "querystring_expire": 300,
-        "signature_version": "s3v4",
-    }
 
 
 # --- results and errors -------------------------------------------------------------------------
@@ -188,18 +140,19 @@ class ArchiveTarget(Protocol):
     def iter_keys(self, prefix: str = "") -> Iterator[str]: ...
 
 
-def get_target() -> ArchiveTarget:
-    """The target configured in `STORAGES["archive"]`, built fresh on each call (settings may change)."""
-    from django.core.exceptions import ImproperlyConfigured
-    from django.core.files.storage import FileSystemStorage, storages
-    from storages.backends.s3 import S3Storage
+class UnsupportedStorage(TypeError):
+    """STORAGES["archive"] names a backend vicirec cannot archive to."""
 
-    storage = storages["archive"]
-    if isinstance(storage, S3Storage):
+
+def target_for(storage: Any) -> ArchiveTarget:
+    """The target for a configured storage: django-storages' ``S3Storage`` (it carries a boto3 client and
+    a bucket name) or Django's ``FileSystemStorage`` (a folder). Told apart by what they carry, so this
+    module needs no Django import."""
+    if hasattr(storage, "bucket_name") and hasattr(storage, "connection"):
         return S3Target(storage.connection.meta.client, storage.bucket_name)
-    if isinstance(storage, FileSystemStorage):
+    if type(storage).__name__ == "FileSystemStorage" and getattr(storage, "location", None):
         return FilesystemTarget(Path(storage.location))
-    raise ImproperlyConfigured(
+    raise UnsupportedStorage(
         f'STORAGES["archive"] uses {type(storage).__name__}; vicirec supports '
         "storages.backends.s3.S3Storage (R2, S3) and django.core.files.storage.FileSystemStorage."
     )

@@ -15,7 +15,9 @@ from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from recordings.codec import prepare, synthesize_speech_like_wav
+from recordings.demo.speech import synthesize_speech_like_wav
+from recordings.demo.vicidial_schema import VicidialWriter
+from recordings.lib.codec import prepare
 from recordings.vicidial import (
     RecordingLog,
     RecordingLogArchive,
@@ -28,7 +30,6 @@ from recordings.vicidial import (
     VicidialLogArchive,
     VicidialUser,
 )
-from recordings.vicidial_schema import VicidialWriter
 
 CAMPAIGNS = [("SALES", "Outbound sales"), ("COLLECT", "Collections (Reg F)"), ("CONSENT", "TCPA consent verification")]
 INGROUPS = [("SUPPORT", "Customer support"), ("BILLING", "Billing questions")]

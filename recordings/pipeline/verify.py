@@ -13,8 +13,9 @@ from datetime import datetime
 
 from django.db import transaction
 
+from recordings.lib.storage import StorageError
 from recordings.models import Recording, RecordingEvent
-from recordings.storage import StorageError, get_target
+from recordings.pipeline.target import get_target
 
 log = logging.getLogger("vicirec.verify")
 ACTOR = "verify_archive"

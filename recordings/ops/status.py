@@ -17,11 +17,11 @@ from django.conf import settings
 from django.db.models import Count, Min
 from django_q.models import Failure, Schedule, Success
 
-from recordings import disk
-from recordings.archive import due_for_upload
+from recordings.lib import disk
 from recordings.models import Recording
-from recordings.schedules import PREFIX
-from recordings.stats import reported_disks, waiting_counts
+from recordings.ops.schedules import PREFIX
+from recordings.ops.stats import reported_disks, waiting_counts
+from recordings.pipeline.archive import due_for_upload
 
 FAILURES_SHOWN = 20
 INTERVAL_MINUTES = {
@@ -200,7 +200,7 @@ def node_disks(nodes: set[str], now: datetime) -> dict[str, NodeDisk]:
     disks = {}
     for node in sorted(nodes | {settings.VICIREC_NODE}):
         if node == settings.VICIREC_NODE:
-            usage = disk.spool_usage()
+            usage = disk.spool_usage(settings.VICIREC_SPOOL_DIRS)
             if usage is None:
                 continue
             data: dict[str, Any] = {**usage.as_dict(), "measured": "here"}

@@ -16,11 +16,12 @@ from datetime import datetime
 from django.conf import settings
 from django.db.models import Exists, OuterRef
 
-from recordings import spool
-from recordings.codec import hash_file
+from recordings.lib import spool
+from recordings.lib.codec import hash_file
+from recordings.lib.storage import StorageError
 from recordings.models import Recording, RecordingQuerySet
-from recordings.storage import StorageError, get_target
-from recordings.workqueue import claim, fail, new_token, release_dead_claims, transition
+from recordings.pipeline.target import get_target
+from recordings.pipeline.workqueue import claim, fail, new_token, release_dead_claims, transition
 
 log = logging.getLogger("vicirec.cleanup")
 ACTOR = "cleanup_local"

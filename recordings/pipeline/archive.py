@@ -31,11 +31,22 @@ from django.conf import settings
 from django.db import connections, transaction
 from django.db.models import Q
 
-from recordings import spool
-from recordings.codec import CodecError, Prepared, prepare
+from recordings.lib import spool
+from recordings.lib.codec import CodecError, Prepared, prepare
+from recordings.lib.disk import spool_usage, under_pressure
+from recordings.lib.storage import ArchiveTarget, StorageError, object_key
 from recordings.models import Recording, RecordingEvent, RecordingQuerySet
-from recordings.storage import ArchiveTarget, StorageError, get_target, object_key
-from recordings.workqueue import claim, ended, fail, new_token, record, release, release_dead_claims, transition
+from recordings.pipeline.target import get_target
+from recordings.pipeline.workqueue import (
+    claim,
+    ended,
+    fail,
+    new_token,
+    record,
+    release,
+    release_dead_claims,
+    transition,
+)
 from retention.models import RetentionPolicy
 
 log = logging.getLogger("vicirec.archive")
@@ -50,14 +61,17 @@ def due_for_upload(now: datetime, *, node: str, past_window: Q | None = None) ->
     move earlier: local files are still deleted by cleanup_local alone, after verification.
     ``past_window`` is the policies' age condition when the caller has already read it (once per run).
     """
-    from recordings.disk import under_pressure  # disk pressure (issue 6)
-
     waiting = Recording.objects.filter(state__in=Recording.WAITING_STATES).for_node(node).retry_due(now)
-    if node == settings.VICIREC_NODE and under_pressure():  # only this node's own disk can be measured here
+    if node == settings.VICIREC_NODE and _under_pressure():  # only this node's own disk can be measured here
         return waiting
     if past_window is None:
         past_window = RetentionPolicy.objects.age_condition(now, "keep_local_days")
     return waiting.filter(past_window)
+
+
+def _under_pressure() -> bool:
+    """Whether this node's spool filesystem is at VICIREC_DISK_PRESSURE_PERCENT or more."""
+    return under_pressure(spool_usage(settings.VICIREC_SPOOL_DIRS), percent=settings.VICIREC_DISK_PRESSURE_PERCENT)
 
 
 @dataclass
