@@ -44,7 +44,7 @@ test: setup $(VENV)/.browser-deps
 	$(VENV)/bin/pytest
 
 lint: setup
-	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .
+	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check . && $(VENV)/bin/lint-imports
 
 bench: setup
 	$(PY) bench/run.py

@@ -23,8 +23,9 @@ OWN_DB = "mysql://root@127.0.0.1:3306/vicirec_bench_admin"
 
 
 def populate(rows: int) -> None:
-    from holds.actions import Actor, place_hold
+    from holds.actions import place_hold
     from recordings.models import Campaign, Recording
+    from vicirec.actors import Actor
 
     campaigns = [Campaign.objects.create(kind="outbound", campaign_id=f"C{n}", name=f"Campaign {n}") for n in range(20)]
     place_hold(reason="bench", actor=Actor.command("bench"), campaign=campaigns[0])

@@ -25,7 +25,8 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from recordings.demo.speech import synthesize_speech_like_wav  # noqa: E402
-from recordings.lib.codec import hash_file, prepare  # noqa: E402
+from recordings.lib.codec import prepare  # noqa: E402
+from recordings.lib.hashing import hash_file  # noqa: E402
 
 
 def best_of(repeat: int, run: Callable[[], object]) -> float:

@@ -22,9 +22,10 @@ NOW = datetime(2026, 11, 20, tzinfo=UTC)
 
 
 def populate(rows: int) -> None:
-    from holds.actions import Actor, place_hold
+    from holds.actions import place_hold
     from recordings.models import Campaign, Recording
     from retention.models import RetentionPolicy
+    from vicirec.actors import Actor
 
     campaigns = [Campaign.objects.create(kind="outbound", campaign_id=f"C{n}", name=f"Campaign {n}") for n in range(10)]
     for c in campaigns:

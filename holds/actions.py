@@ -4,11 +4,8 @@ the guard, and set_legal_hold simply reports that the target does not support it
 
 from __future__ import annotations
 
-import getpass
 from collections.abc import Iterable
-from dataclasses import dataclass
 
-from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 
@@ -16,25 +13,7 @@ from holds.models import Case, LegalHold
 from recordings.models import Campaign, Recording
 from recordings.pipeline.target import get_target
 from vicirec import clock
-
-STORED = (Recording.State.ARCHIVED, Recording.State.CLEARED)
-
-
-@dataclass(frozen=True)
-class Actor:
-    """Who is acting: a signed-in user, or a command run by an operating-system user."""
-
-    user: AbstractBaseUser | None
-    name: str
-
-    @classmethod
-    def command(cls, command: str, user: AbstractBaseUser | None = None) -> Actor:
-        who = user.get_username() if user is not None else f"OS user {getpass.getuser()}"
-        return cls(user=user, name=f"{who} via {command}")
-
-    @classmethod
-    def person(cls, user: AbstractBaseUser) -> Actor:
-        return cls(user=user, name=user.get_username())
+from vicirec.actors import Actor
 
 
 def _stamp(instance: object, actor: Actor, reason: str) -> None:
@@ -91,7 +70,7 @@ def release_hold(hold: LegalHold, *, reason: str, actor: Actor) -> LegalHold:
         raise ValidationError("Releasing a legal hold needs a reason.")
     if hold.released_at is not None:
         raise ValidationError(f"{hold} was already released on {hold.released_at:%Y-%m-%d %H:%M}.")
-    covered = list(Recording.objects.filter(hold.condition()).filter(state__in=STORED).values_list("pk", flat=True))
+    covered = list(Recording.objects.filter(hold.condition()).stored().values_list("pk", flat=True))
     hold.released_at = clock.now()
     hold.released_by = actor.user
     hold.released_by_name = actor.name
@@ -110,7 +89,7 @@ def apply_object_locks(recordings, *, on: bool) -> int:  # type: ignore[no-untyp
     """
     target = get_target()
     done = 0
-    stored = recordings.filter(state__in=STORED).exclude(object_key="").values_list("object_key", "version_id")
+    stored = recordings.stored().exclude(object_key="").values_list("object_key", "version_id")
     for key, version_id in stored.iterator(chunk_size=1000):
         if not target.set_legal_hold(key, version_id, on):
             break

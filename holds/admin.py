@@ -18,18 +18,19 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from simple_history.admin import SimpleHistoryAdmin
 
-from holds.actions import Actor, place_hold, release_hold
+from holds.actions import place_hold, release_hold
 from holds.models import Case, LegalHold
 from recordings.admin import (
     EXPORT_PERMISSION,
     HOLD_PERMISSION,
+    EvidenceExportMixin,
     PlaceHoldForm,
-    ReadOnlyHistoryMixin,
-    export_response,
     place_hold_from_post,
 )
 from recordings.export import evidence_recordings
 from recordings.models import Recording
+from vicirec.actors import Actor
+from vicirec.admin_kit import ReadOnlyHistoryMixin
 
 RELEASE_PERMISSION = "holds.release_legalhold"
 
@@ -96,7 +97,7 @@ def case_preview(case: Case) -> dict[str, Any]:
 
 
 @admin.register(Case)
-class CaseAdmin(ReadOnlyHistoryMixin, SimpleHistoryAdmin):
+class CaseAdmin(EvidenceExportMixin, ReadOnlyHistoryMixin, SimpleHistoryAdmin):
     form = CaseForm
     list_display = ("name", "external_reference", "created_at", "active_holds")
     search_fields = ("name", "external_reference")
@@ -127,8 +128,7 @@ class CaseAdmin(ReadOnlyHistoryMixin, SimpleHistoryAdmin):
         wrap = self.admin_site.admin_view
         return [
             path("<path:object_id>/hold/", wrap(self.hold_view), name="holds_case_hold"),
-            path("<path:object_id>/export/", wrap(self.export_view), name="holds_case_export"),
-            *super().get_urls(),
+            *super().get_urls(),  # EvidenceExportMixin adds <id>/export/
         ]
 
     def change_view(
@@ -153,13 +153,11 @@ class CaseAdmin(ReadOnlyHistoryMixin, SimpleHistoryAdmin):
         case = get_object_or_404(Case, pk=object_id)
         return place_hold_from_post(self, request, reverse("admin:holds_case_change", args=[case.pk]), case=case)
 
-    def export_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
-        if not request.user.has_perm(EXPORT_PERMISSION):
-            raise PermissionDenied("Exporting evidence needs the 'Can export evidence packages' permission.")
-        case = get_object_or_404(Case, pk=object_id)
-        if request.method != "POST":
-            return HttpResponseRedirect(reverse("admin:holds_case_change", args=[case.pk]))
-        return export_response(request, evidence_recordings(case=case), f"case {case}")
+    def export_recordings(self, obj: Case) -> QuerySet:
+        return evidence_recordings(case=obj)
+
+    def export_scope(self, obj: Case) -> str:
+        return f"case {obj}"
 
 
 class HoldForm(forms.ModelForm):
@@ -203,7 +201,7 @@ class ReleaseForm(forms.Form):
 
 
 @admin.register(LegalHold)
-class LegalHoldAdmin(ReadOnlyHistoryMixin, SimpleHistoryAdmin):
+class LegalHoldAdmin(EvidenceExportMixin, ReadOnlyHistoryMixin, SimpleHistoryAdmin):
     form = HoldForm
     list_display = ("id", "scope", "target", "short_reason", "placed_at", "placed_by_name", "status")
     list_filter = (ActiveFilter, "scope")
@@ -267,8 +265,7 @@ class LegalHoldAdmin(ReadOnlyHistoryMixin, SimpleHistoryAdmin):
         wrap = self.admin_site.admin_view
         return [
             path("<path:object_id>/release/", wrap(self.release_view), name="holds_legalhold_release"),
-            path("<path:object_id>/export/", wrap(self.export_view), name="holds_legalhold_export"),
-            *super().get_urls(),
+            *super().get_urls(),  # EvidenceExportMixin adds <id>/export/
         ]
 
     def change_view(
@@ -312,10 +309,11 @@ class LegalHoldAdmin(ReadOnlyHistoryMixin, SimpleHistoryAdmin):
         }
         return TemplateResponse(request, "admin/holds/legalhold/release.html", context)
 
-    def export_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
-        if not request.user.has_perm(EXPORT_PERMISSION):
-            raise PermissionDenied("Exporting evidence needs the 'Can export evidence packages' permission.")
-        hold = get_object_or_404(LegalHold.objects.select_related("case"), pk=object_id)
-        if request.method != "POST":
-            return HttpResponseRedirect(reverse("admin:holds_legalhold_change", args=[hold.pk]))
-        return export_response(request, evidence_recordings(hold=hold), str(hold))
+    def export_queryset(self) -> QuerySet:
+        return LegalHold.objects.select_related("case")  # str(hold) names its case
+
+    def export_recordings(self, obj: LegalHold) -> QuerySet:
+        return evidence_recordings(hold=obj)
+
+    def export_scope(self, obj: LegalHold) -> str:
+        return str(obj)

@@ -8,13 +8,12 @@ asks it again at the moment of deletion.
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
-from django.db.models import Q
+from django.db.models import Q, QuerySet
 from simple_history.models import HistoricalRecords
 
 from vicirec import clock
@@ -147,13 +146,12 @@ class LegalHold(models.Model):
         return Q(pk__in=self.recordings.through.objects.filter(legalhold_id=self.pk).values("recording_id"))
 
 
-def held_condition(at: datetime | None = None) -> Q:
+def held_condition() -> Q:
     """True for recordings under at least one active legal hold: the one definition every stage uses.
 
     Loads the active holds (a handful of rows) and returns one filter, so "held" for any set of
     recordings is a single query. Hand-picked recordings of all active holds and cases are one subquery.
     """
-    del at  # holds are either active or released; kept for callers that think in points of time
     holds = list(LegalHold.objects.active().select_related("case"))
     if not holds:
         return Q(pk__in=[])
@@ -176,12 +174,11 @@ def held_condition(at: datetime | None = None) -> Q:
     return condition
 
 
-def holds_covering(recording: Any) -> list[LegalHold]:
-    """The active holds that cover one recording (for its detail page and its expiry explanation)."""
-    from recordings.models import Recording
-
+def holds_covering(recording: QuerySet[Any]) -> list[LegalHold]:
+    """The active holds that cover one recording, given as a queryset of it (for its detail page and its
+    expiry explanation)."""
     return [
         hold
         for hold in LegalHold.objects.active().select_related("case", "campaign")
-        if Recording.objects.filter(pk=recording.pk).filter(hold.condition()).exists()
+        if recording.filter(hold.condition()).exists()
     ]

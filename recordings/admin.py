@@ -14,58 +14,25 @@ from typing import Any
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.core.paginator import Paginator
-from django.db.models import BooleanField, ExpressionWrapper, Q, QuerySet
+from django.db.models import BooleanField, ExpressionWrapper, Model, Q, QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, StreamingHttpResponse
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
-from django.utils.functional import cached_property
 from simple_history.admin import SimpleHistoryAdmin
 
-from holds.actions import Actor, place_hold
+from holds.actions import place_hold
 from holds.models import Case, held_condition
 from recordings import views
-from recordings.export import Accessor, EvidenceExport, evidence_recordings
+from recordings.export import EvidenceExport, evidence_recordings
 from recordings.models import AccessEvent, Campaign, Recording, RecordingEvent
 from vicirec import clock
+from vicirec.actors import Actor
+from vicirec.admin_kit import BoundedPaginator, ReadOnlyAdmin, ReadOnlyHistoryMixin
 
 EXPORT_PERMISSION = "recordings.export_evidence"
 HOLD_PERMISSION = "holds.add_legalhold"
 ACTION_LIMIT = 5000  # recordings one admin action may take; larger sets go through a case
-
-
-class BoundedPaginator(Paginator):
-    """Counts at most CAP rows (SELECT COUNT(*) FROM (… LIMIT CAP)); pages beyond that need a narrower search."""
-
-    CAP = 10_000
-
-    @cached_property
-    def count(self) -> int:
-        return self.object_list[: self.CAP].count()
-
-
-class ReadOnlyHistoryMixin:
-    """History pages for reading only: no revert button, and a POST to a history page is refused."""
-
-    def revert_disabled(self, request: HttpRequest, obj: Any = None) -> bool:
-        return True
-
-    def history_form_view(self, request: HttpRequest, object_id: str, version_id: str, extra_context: Any = None):  # type: ignore[no-untyped-def]
-        if request.method == "POST":
-            raise PermissionDenied("History is read-only.")
-        return super().history_form_view(request, object_id, version_id, extra_context)  # type: ignore[misc]
-
-
-class ReadOnlyAdmin(admin.ModelAdmin):
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
 
 def search_condition(term: str) -> Q | None:
@@ -170,11 +137,51 @@ def place_hold_from_post(
 
 def export_response(request: HttpRequest, recordings: QuerySet, scope: str) -> StreamingHttpResponse:
     """Stream an evidence package; the access is logged before the first byte."""
-    export = EvidenceExport(recordings, who=Accessor.from_request(request), scope=scope, now=clock.now())
+    export = EvidenceExport(recordings, who=Actor.from_request(request), scope=scope, now=clock.now())
     response = StreamingHttpResponse(export.stream(), content_type="application/zip")
     response["Content-Disposition"] = f'attachment; filename="{export.filename}"'
     response["Cache-Control"] = "private, no-store"
     return response
+
+
+class EvidenceExportMixin:
+    """An object's evidence-export view, for any model admin whose objects stand for a set of recordings.
+
+    Adds ``<object id>/export/`` (URL name ``<app>_<model>_export``, ahead of the admin's catch-all URLs).
+    The view needs the export permission whatever the model; a GET only goes back to the object's page, so
+    following a link never exports (the page's button POSTs); a POST streams the package of
+    ``export_recordings(obj)`` named by ``export_scope(obj)``, every access logged before the first byte.
+    """
+
+    model: type[Model]
+    admin_site: admin.AdminSite
+
+    def export_queryset(self) -> QuerySet:
+        """Where the object is looked up (404 if absent); override to fetch what export_scope reads."""
+        return self.model._default_manager.all()
+
+    def export_recordings(self, obj: Any) -> QuerySet:
+        """The recordings the package holds (recordings.export.evidence_recordings)."""
+        raise NotImplementedError
+
+    def export_scope(self, obj: Any) -> str:
+        """What the package covers, in its README, manifest and access log (e.g. "case Smith")."""
+        raise NotImplementedError
+
+    def get_urls(self) -> list[Any]:
+        opts = self.model._meta
+        name = f"{opts.app_label}_{opts.model_name}_export"
+        export = path("<path:object_id>/export/", self.admin_site.admin_view(self.export_view), name=name)
+        return [export, *super().get_urls()]  # type: ignore[misc]
+
+    def export_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        if not request.user.has_perm(EXPORT_PERMISSION):
+            raise PermissionDenied("Exporting evidence needs the 'Can export evidence packages' permission.")
+        obj = get_object_or_404(self.export_queryset(), pk=object_id)
+        if request.method != "POST":
+            opts = self.model._meta
+            return HttpResponseRedirect(reverse(f"admin:{opts.app_label}_{opts.model_name}_change", args=[obj.pk]))
+        return export_response(request, self.export_recordings(obj), self.export_scope(obj))
 
 
 @admin.register(Campaign)
@@ -191,7 +198,7 @@ class CampaignAdmin(ReadOnlyHistoryMixin, SimpleHistoryAdmin, ReadOnlyAdmin):
 
 
 @admin.register(Recording)
-class RecordingAdmin(ReadOnlyHistoryMixin, SimpleHistoryAdmin, ReadOnlyAdmin):
+class RecordingAdmin(EvidenceExportMixin, ReadOnlyHistoryMixin, SimpleHistoryAdmin, ReadOnlyAdmin):
     list_display = (
         "recording_id",
         "start_time",
@@ -310,8 +317,7 @@ class RecordingAdmin(ReadOnlyHistoryMixin, SimpleHistoryAdmin, ReadOnlyAdmin):
         return [
             path("<path:object_id>/play/", wrap(views.play), name="recordings_recording_play"),
             path("<path:object_id>/hold/", wrap(self.hold_view), name="recordings_recording_hold"),
-            path("<path:object_id>/export/", wrap(self.export_view), name="recordings_recording_export"),
-            *super().get_urls(),
+            *super().get_urls(),  # EvidenceExportMixin adds <id>/export/
         ]
 
     def hold_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
@@ -319,13 +325,11 @@ class RecordingAdmin(ReadOnlyHistoryMixin, SimpleHistoryAdmin, ReadOnlyAdmin):
         back = reverse("admin:recordings_recording_change", args=[recording.pk])
         return place_hold_from_post(self, request, back, on=str(recording), recording_ids=[recording.pk])
 
-    def export_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
-        if not request.user.has_perm(EXPORT_PERMISSION):
-            raise PermissionDenied("Exporting evidence needs the 'Can export evidence packages' permission.")
-        recording = get_object_or_404(Recording, pk=object_id)
-        if request.method != "POST":
-            return HttpResponseRedirect(reverse("admin:recordings_recording_change", args=[recording.pk]))
-        return export_response(request, evidence_recordings(recording_ids=[recording.pk]), f"recording {recording.pk}")
+    def export_recordings(self, obj: Recording) -> QuerySet:
+        return evidence_recordings(recording_ids=[obj.pk])
+
+    def export_scope(self, obj: Recording) -> str:
+        return f"recording {obj.pk}"
 
     def change_view(
         self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: dict[str, Any] | None = None
@@ -338,7 +342,7 @@ class RecordingAdmin(ReadOnlyHistoryMixin, SimpleHistoryAdmin, ReadOnlyAdmin):
     def detail_context(self, request: HttpRequest, recording: Recording) -> dict[str, Any]:
         user = request.user
         expiry = recording.expiry()
-        stored = recording.state in (Recording.State.ARCHIVED, Recording.State.CLEARED) and recording.object_key
+        stored = recording.state in Recording.STORED_STATES and recording.object_key
         local = recording.state in Recording.LOCAL_STATES and recording.local_path
         can_play = user.has_perm(views.PLAY_PERMISSION) and bool(stored or local)
         return {

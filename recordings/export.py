@@ -29,18 +29,19 @@ import tempfile
 import uuid
 import zipfile
 from collections.abc import Iterable, Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path, PurePosixPath
 from typing import IO, Any
 
 from django.conf import settings
-from django.contrib.auth.models import AbstractBaseUser
 
 from recordings.lib import spool
 from recordings.lib.storage import StorageError
 from recordings.models import AccessEvent, Recording, RecordingEvent, RecordingQuerySet
 from recordings.pipeline.target import get_target
+from vicirec.actors import Actor
+from vicirec.reports import Report
 
 log = logging.getLogger("vicirec.export")
 CHUNK = 1024 * 1024
@@ -53,32 +54,12 @@ CONTENT_TYPES = {
     "flac": "audio/flac",
     "gsm": "audio/x-gsm",
 }
-STORED_STATES = (Recording.State.ARCHIVED, Recording.State.CLEARED)
 
 
-# --- who is looking, and the access log ----------------------------------------------------------
+# --- the access log (who is looking: vicirec.actors.Actor) ---------------------------------------
 
 
-@dataclass(frozen=True)
-class Accessor:
-    """Who reads a recording and from where: a signed-in user with the request's address, or a command."""
-
-    user: AbstractBaseUser | None
-    name: str
-    ip: str | None = None
-    user_agent: str = ""
-
-    @classmethod
-    def from_request(cls, request: Any) -> Accessor:
-        return cls(
-            user=request.user,
-            name=request.user.get_username(),
-            ip=request.META.get("REMOTE_ADDR") or None,
-            user_agent=request.META.get("HTTP_USER_AGENT", "")[:300],
-        )
-
-
-def log_access(recording_ids: Iterable[int], *, action: str, who: Accessor, detail: str = "") -> int:
+def log_access(recording_ids: Iterable[int], *, action: str, who: Actor, detail: str = "") -> int:
     """Append one AccessEvent per recording (in batches); returns how many were written."""
     from vicirec import clock
 
@@ -143,7 +124,7 @@ def find_copy(recording: Recording, *, target: Any = None, expires: int | None =
     Only the catalog's own key and local path are ever read (the spool path goes through spool.resolve,
     which refuses anything outside the spool folders). None when no copy can be reached from here.
     """
-    if recording.state in STORED_STATES and recording.object_key:
+    if recording.state in Recording.STORED_STATES and recording.object_key:
         target = target or get_target()
         name = PurePosixPath(recording.object_key).name
         url = target.presigned_url(recording.object_key, expires=expires or settings.VICIREC_PRESIGN_SECONDS)
@@ -192,7 +173,7 @@ def evidence_recordings(*, hold: Any = None, case: Any = None, recording_ids: It
 
 
 @dataclass
-class ExportReport:
+class ExportReport(Report, limits={"problems": 50}):
     export_id: str
     scope: str
     recordings: int = 0
@@ -201,11 +182,6 @@ class ExportReport:
     without_audio: int = 0
     mismatched: int = 0
     problems: list[str] = field(default_factory=list)
-
-    def as_dict(self) -> dict[str, object]:
-        data = asdict(self)
-        data["problems"] = self.problems[:50]
-        return data
 
 
 MANIFEST_COLUMNS = [
@@ -419,7 +395,7 @@ class _Pipe(io.RawIOBase):
 class EvidenceExport:
     """One export: records the access, then writes the package to a file or streams it."""
 
-    def __init__(self, recordings: RecordingQuerySet, *, who: Accessor, scope: str, now: datetime) -> None:
+    def __init__(self, recordings: RecordingQuerySet, *, who: Actor, scope: str, now: datetime) -> None:
         self.recordings = recordings
         self.who = who
         self.scope = scope
@@ -455,50 +431,14 @@ class EvidenceExport:
     def _entries(self, zf: zipfile.ZipFile) -> Iterator[None]:
         """Write every entry; yields after each chunk so stream() can pass the bytes on."""
         sums: list[tuple[str, str]] = []
-        target = get_target()
         date_time = self.now.timetuple()[:6]
         with (
             tempfile.TemporaryFile("w+", encoding="utf-8", newline="") as manifest_json,
             tempfile.TemporaryFile("w+", encoding="utf-8", newline="") as manifest_csv,
             tempfile.TemporaryFile("w+", encoding="utf-8", newline="") as custody_csv,
         ):
-            manifest_rows = csv.writer(manifest_csv)
-            manifest_rows.writerow(MANIFEST_COLUMNS)
-            custody_rows = csv.writer(custody_csv)
-            custody_rows.writerow(CUSTODY_COLUMNS)
-            manifest_json.write('{\n"recordings": [\n')
-            first = True
-            for batch in _batches(self.recordings):
-                ids = [r.pk for r in batch]
-                holds, cases = _holds_and_cases(ids)
-                for recording in batch:
-                    entry = _metadata(recording, holds.get(recording.pk, []), cases.get(recording.pk, []))
-                    yield from self._audio(zf, recording, entry, target, date_time, sums)
-                    manifest_json.write(("" if first else ",\n") + json.dumps(entry, sort_keys=True))
-                    first = False
-                    manifest_rows.writerow(
-                        [
-                            json.dumps(entry[c], sort_keys=True)
-                            if isinstance(entry.get(c), (dict, list))
-                            else entry.get(c)
-                            for c in MANIFEST_COLUMNS
-                        ]
-                    )
-                    self.report.recordings += 1
-                for row in _custody_rows(ids):
-                    custody_rows.writerow(row)
-            export = {
-                "export_id": self.report.export_id,
-                "scope": self.scope,
-                "created_at": self.now.isoformat(),
-                "exported_by": self.who.name,
-                "recordings": self.report.recordings,
-                "audio_files": self.report.audio_files,
-                "audio_bytes": self.report.audio_bytes,
-                "without_audio": self.report.without_audio,
-                "mismatched": self.report.mismatched,
-            }
-            manifest_json.write('\n],\n"export": ' + json.dumps(export, sort_keys=True) + "\n}\n")
+            yield from self._recordings(zf, manifest_json, manifest_csv, custody_csv, date_time, sums)
+            manifest_json.write('\n],\n"export": ' + json.dumps(self._summary(), sort_keys=True) + "\n}\n")
             for name, handle in (
                 ("manifest.json", manifest_json),
                 ("manifest.csv", manifest_csv),
@@ -506,13 +446,67 @@ class EvidenceExport:
             ):
                 handle.seek(0)
                 yield from self._text_entry(zf, name, handle, date_time, sums)
+        yield from self._text_entry(zf, "README.txt", io.StringIO(self._readme()), date_time, sums)
+        lines = "".join(f"{digest}  {name}\n" for name, digest in sums)
+        zf.writestr(zipfile.ZipInfo(f"{self.folder}/SHA256SUMS", date_time), lines)
+        yield None
+
+    def _recordings(
+        self,
+        zf: zipfile.ZipFile,
+        manifest_json: IO[str],
+        manifest_csv: IO[str],
+        custody_csv: IO[str],
+        date_time: Any,
+        sums: list[tuple[str, str]],
+    ) -> Iterator[None]:
+        """Each recording's audio into the package, its manifest entries and custody rows into the files."""
+        target = get_target()
+        manifest_rows = csv.writer(manifest_csv)
+        manifest_rows.writerow(MANIFEST_COLUMNS)
+        custody_rows = csv.writer(custody_csv)
+        custody_rows.writerow(CUSTODY_COLUMNS)
+        manifest_json.write('{\n"recordings": [\n')
+        first = True
+        for batch in _batches(self.recordings):
+            ids = [r.pk for r in batch]
+            holds, cases = _holds_and_cases(ids)
+            for recording in batch:
+                entry = _metadata(recording, holds.get(recording.pk, []), cases.get(recording.pk, []))
+                yield from self._audio(zf, recording, entry, target, date_time, sums)
+                manifest_json.write(("" if first else ",\n") + json.dumps(entry, sort_keys=True))
+                first = False
+                manifest_rows.writerow(
+                    [
+                        json.dumps(entry[c], sort_keys=True) if isinstance(entry.get(c), (dict, list)) else entry.get(c)
+                        for c in MANIFEST_COLUMNS
+                    ]
+                )
+                self.report.recordings += 1
+            for row in _custody_rows(ids):
+                custody_rows.writerow(row)
+
+    def _summary(self) -> dict[str, Any]:
+        return {
+            "export_id": self.report.export_id,
+            "scope": self.scope,
+            "created_at": self.now.isoformat(),
+            "exported_by": self.who.name,
+            "recordings": self.report.recordings,
+            "audio_files": self.report.audio_files,
+            "audio_bytes": self.report.audio_bytes,
+            "without_audio": self.report.without_audio,
+            "mismatched": self.report.mismatched,
+        }
+
+    def _readme(self) -> str:
         mismatch_note = (
             f"\n  WARNING: {self.report.mismatched} file(s) did not match the SHA-256 in vicirec's catalog when "
             "exported (see matches_catalog in manifest.csv).\n"
             if self.report.mismatched
             else ""
         )
-        readme = README.format(
+        return README.format(
             export_id=self.report.export_id,
             scope=self.scope,
             created_at=self.now.isoformat(),
@@ -522,10 +516,6 @@ class EvidenceExport:
             without_audio=self.report.without_audio,
             mismatch_note=mismatch_note,
         )
-        yield from self._text_entry(zf, "README.txt", io.StringIO(readme), date_time, sums)
-        lines = "".join(f"{digest}  {name}\n" for name, digest in sums)
-        zf.writestr(zipfile.ZipInfo(f"{self.folder}/SHA256SUMS", date_time), lines)
-        yield None
 
     def _text_entry(
         self, zf: zipfile.ZipFile, name: str, handle: IO[str], date_time: Any, sums: list[tuple[str, str]]

@@ -10,6 +10,8 @@ from django.db import models
 from django.db.models import Q
 from simple_history.models import HistoricalRecords
 
+from holds.models import held_condition, holds_covering
+from retention.models import RetentionPolicy
 from vicirec import clock
 
 
@@ -47,8 +49,18 @@ class RecordingQuerySet(models.QuerySet["Recording"]):
     def unclaimed(self, now: datetime) -> RecordingQuerySet:
         return self.filter(Q(claimed_until__isnull=True) | Q(claimed_until__lt=now))
 
-    def on_local_disk(self) -> RecordingQuerySet:
-        return self.filter(state__in=Recording.LOCAL_STATES)
+    def stored(self) -> RecordingQuerySet:
+        """Recordings whose copy is verified in the bucket (the local file kept or already cleared)."""
+        return self.filter(state__in=Recording.STORED_STATES)
+
+    def waiting(self) -> RecordingQuerySet:
+        """Recordings not in the bucket yet, still to be uploaded."""
+        return self.filter(state__in=Recording.WAITING_STATES)
+
+    def needing_person(self) -> RecordingQuerySet:
+        """Recordings whose last failure a retry cannot fix (see ``Recording.needs_person``), unless retention
+        has deleted them since."""
+        return self.filter(needs_person=True).exclude(state=Recording.State.EXPIRED)
 
     def with_copies(self) -> RecordingQuerySet:
         """Recordings that still have a copy vicirec owns (local file, cloud object, or both)."""
@@ -56,19 +68,13 @@ class RecordingQuerySet(models.QuerySet["Recording"]):
 
     def held(self) -> RecordingQuerySet:
         """Under at least one active legal hold (one query; see holds.models.held_condition)."""
-        from holds.models import held_condition
-
         return self.filter(held_condition())
 
     def not_held(self) -> RecordingQuerySet:
-        from holds.models import held_condition
-
         return self.exclude(held_condition())
 
     def expired(self, now: datetime) -> RecordingQuerySet:
         """Past their campaign policy's retention, with a copy still to delete (held or not)."""
-        from retention.models import RetentionPolicy
-
         return self.with_copies().filter(RetentionPolicy.objects.age_condition(now, "retain_days"))
 
 
@@ -89,9 +95,11 @@ class Recording(models.Model):
         INBOUND = "inbound", "Inbound"
         UNKNOWN = "unknown", "Unknown"
 
-    LOCAL_STATES = (State.CAPTURED, State.FAILED, State.ARCHIVED)
+    # The named groups of states, defined here once.
+    LOCAL_STATES = (State.CAPTURED, State.FAILED, State.ARCHIVED)  # a local file vicirec manages
     WAITING_STATES = (State.CAPTURED, State.MISSING, State.FAILED)  # not in the bucket yet, to be uploaded
-    COPY_STATES = (State.CAPTURED, State.FAILED, State.ARCHIVED, State.CLEARED)
+    STORED_STATES = (State.ARCHIVED, State.CLEARED)  # a verified copy in the bucket
+    COPY_STATES = (*LOCAL_STATES, State.CLEARED)  # some copy vicirec owns, local or in the bucket
 
     # VICIdial's recording_log.recording_id: the id ops and VICIdial's screens know.
     recording_id = models.PositiveBigIntegerField(primary_key=True)
@@ -113,6 +121,9 @@ class Recording(models.Model):
     state_changed_at = models.DateTimeField(default=clock.now)
     cataloged_at = models.DateTimeField(default=clock.now)
     error = models.TextField(blank=True)
+    # The last failure is one a retry cannot fix (a key holding other content, a file that cannot be
+    # decoded): pipeline_status calls for a person. Set by workqueue.fail, cleared with the error.
+    needs_person = models.BooleanField(default=False)
     attempts = models.PositiveIntegerField(default=0)
     next_attempt_at = models.DateTimeField(null=True, blank=True)
     claimed_by = models.CharField(max_length=100, blank=True)
@@ -139,7 +150,14 @@ class Recording(models.Model):
     # Changes made by people (admin, commands) get model history; the pipeline's own conditional
     # updates are logged in RecordingEvent instead (a queryset update writes no model history).
     history = HistoricalRecords(
-        excluded_fields=["claimed_by", "claimed_until", "attempts", "next_attempt_at", "state_changed_at"]
+        excluded_fields=[
+            "claimed_by",
+            "claimed_until",
+            "attempts",
+            "next_attempt_at",
+            "state_changed_at",
+            "needs_person",
+        ]
     )
 
     class Meta:
@@ -160,21 +178,14 @@ class Recording(models.Model):
     def __str__(self) -> str:
         return f"recording {self.recording_id} ({self.filename})"
 
-    @property
-    def call_started(self) -> datetime | None:
-        return self.start_time
-
     def expiry(self, now: datetime | None = None) -> Expiry:
         """When this recording expires, and why: policy, record class and floor, call date, holds."""
-        from holds.models import holds_covering
-        from retention.models import RetentionPolicy
-
         policy = getattr(self.campaign, "policy", None) if self.campaign_id else None
         if policy is None:
             policy = RetentionPolicy.objects.default()
         klass = policy.klass
         expires_at = self.start_time + timedelta(days=policy.retain_days) if self.start_time else None
-        holds = holds_covering(self) if self.state != self.State.EXPIRED else []
+        holds = holds_covering(Recording.objects.filter(pk=self.pk)) if self.state != self.State.EXPIRED else []
         return Expiry(
             policy=policy,
             record_class=klass.label,

@@ -1,7 +1,7 @@
 """VICIdial's own tables, read-only.
 
 Unmanaged models with VICIdial's real table and column names and types (extras/MySQL_AST_CREATE_tables.sql,
-schema 1720; see shared/reference/vicidial.md). ``vicidial_table = True`` makes vicirec.dbrouter send them
+schema 1720, the version VICIdial 2.14 ships). ``vicidial_table = True`` makes vicirec.dbrouter send them
 to the "vicidial" alias, refuse writes and skip migrations. Only the columns vicirec needs are mapped for
 the wide tables; ``vicidial_users.pass`` is deliberately absent. The demo and the tests create these tables
 from these models (recordings.demo.vicidial_schema), on MyISAM as VICIdial does.

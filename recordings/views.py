@@ -7,16 +7,13 @@ anything outside the spool folders). Every response that hands out audio first w
 
 from __future__ import annotations
 
-from datetime import datetime
 from pathlib import PurePosixPath
-from typing import Any
 
 from django.conf import settings
 from django.contrib import admin
 from django.contrib.auth.decorators import login_required
 from django.core.cache import cache
 from django.core.exceptions import PermissionDenied
-from django.db.models import Count, Min
 from django.http import (
     FileResponse,
     Http404,
@@ -26,11 +23,12 @@ from django.http import (
     StreamingHttpResponse,
 )
 
-from recordings.export import Accessor, find_copy, log_access
+from recordings.export import find_copy, log_access
 from recordings.lib.storage import StorageError
-from recordings.models import AccessEvent, PipelineSnapshot, Recording
-from recordings.ops.stats import GIB, NODE_WORK_STATES, inventory
+from recordings.models import AccessEvent, Recording
+from recordings.ops.dashboard import dashboard_data
 from vicirec import clock
+from vicirec.actors import Actor
 
 PLAY_PERMISSION = "recordings.play_recording"
 
@@ -48,7 +46,7 @@ def serve_recording(request: HttpRequest, recording: Recording, *, action: str) 
     detail = f"from the {copy.source}"
     if copy.url:
         detail += f" through a presigned URL valid {settings.VICIREC_PRESIGN_SECONDS} s"
-    log_access([recording.pk], action=action, who=Accessor.from_request(request), detail=detail)
+    log_access([recording.pk], action=action, who=Actor.from_request(request), detail=detail)
     if copy.url:
         response: HttpResponse = HttpResponseRedirect(copy.url)
     elif copy.path is None:  # the archive folder: streamed through the storage module
@@ -111,93 +109,6 @@ def vicidial_link(request: HttpRequest, path: str) -> HttpResponse:
 
 
 # --- the dashboard ---------------------------------------------------------------------------------
-
-PRICE_DEFAULTS = {
-    # USD per GB-month, list prices: Cloudflare R2 Standard; AWS S3 us-east-1, first 50 TB.
-    "VICIREC_PRICE_R2_GB_MONTH": 0.015,
-    "VICIREC_PRICE_S3_STANDARD_GB_MONTH": 0.023,
-    "VICIREC_PRICE_S3_STANDARD_IA_GB_MONTH": 0.0125,
-    "VICIREC_PRICE_S3_GLACIER_IR_GB_MONTH": 0.004,
-}
-
-
-def price(name: str) -> float:
-    return float(getattr(settings, name, PRICE_DEFAULTS[name]))
-
-
-def dashboard_data(now: datetime) -> dict[str, Any]:
-    """Every figure of the admin index.
-
-    The table-wide totals (by state, per server, in the bucket, month by month) come from the latest
-    statistics snapshot, where the central worker computes them (recordings.ops.stats.inventory): a page view
-    never scans the catalog. Only a catalog without any snapshot yet is counted live. The backlog and the
-    latest failures are live queries bounded by the (state, server_ip, start_time) index.
-    """
-    from holds.models import LegalHold
-    from retention.forecast import forecast
-
-    snapshot = PipelineSnapshot.objects.exclude(inventory={}).order_by("-day").first()
-    totals, totals_as_of = (snapshot.inventory, snapshot.taken_at) if snapshot else (inventory(now), now)
-    backlog = {
-        row["state"]: row
-        for row in Recording.objects.filter(state__in=NODE_WORK_STATES)
-        .order_by()
-        .values("state")
-        .annotate(n=Count("pk"), oldest=Min("start_time"))
-    }
-    stages = []
-    for state, label in (
-        (Recording.State.CAPTURED, "waiting to be archived"),
-        (Recording.State.MISSING, "file not found yet"),
-        (Recording.State.FAILED, "failed, will retry"),
-        (Recording.State.ARCHIVED, "archived, local copy still to clear"),
-    ):
-        row = backlog.get(state, {})
-        oldest = row.get("oldest")
-        stages.append(
-            {
-                "state": state,
-                "label": label,
-                "n": row.get("n", 0),
-                "oldest": oldest,
-                "age_days": round((now - oldest).total_seconds() / 86400, 1) if oldest else None,
-            }
-        )
-    failures = list(
-        Recording.objects.filter(state__in=(Recording.State.FAILED, Recording.State.REJECTED))
-        .exclude(error="")
-        .order_by("-state_changed_at")
-        .values("recording_id", "state", "server_ip", "error", "state_changed_at", "attempts")[:10]
-    )
-    gib = totals["cloud"]["bytes"] / GIB
-    gib_min = totals["cloud"]["billable_min"] / GIB
-    bill = [
-        {"name": "Cloudflare R2 Standard (no egress fees)", "rate": price("VICIREC_PRICE_R2_GB_MONTH"), "gib": gib},
-        {"name": "AWS S3 Standard", "rate": price("VICIREC_PRICE_S3_STANDARD_GB_MONTH"), "gib": gib},
-        {
-            "name": "AWS S3 Standard-IA (128 KB minimum per object, 30-day minimum)",
-            "rate": price("VICIREC_PRICE_S3_STANDARD_IA_GB_MONTH"),
-            "gib": gib_min,
-        },
-        {
-            "name": "AWS S3 Glacier Instant Retrieval (128 KB minimum, 90-day minimum)",
-            "rate": price("VICIREC_PRICE_S3_GLACIER_IR_GB_MONTH"),
-            "gib": gib_min,
-        },
-    ]
-    for line in bill:
-        line["monthly"] = round(line["gib"] * line["rate"], 2)
-    return {
-        "as_of": now,
-        "totals_as_of": totals_as_of,
-        **totals,
-        "stages": stages,
-        "failures": failures,
-        "forecast": forecast(now=now)["windows"],
-        "holds": list(LegalHold.objects.active().select_related("case", "campaign")[:10]),
-        "active_holds": LegalHold.objects.active().count(),
-        "bill": bill,
-    }
 
 
 def dashboard(request: HttpRequest) -> HttpResponse:

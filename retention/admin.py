@@ -20,10 +20,10 @@ from django.http import HttpRequest
 from django.template.defaultfilters import filesizeformat
 from simple_history.admin import SimpleHistoryAdmin
 
-from recordings.admin import BoundedPaginator, ReadOnlyAdmin, ReadOnlyHistoryMixin
 from retention.forecast import policy_change_impact
 from retention.models import DeletionCertificate, PolicyProposal, RetentionPolicy
 from vicirec import clock
+from vicirec.admin_kit import BoundedPaginator, ReadOnlyAdmin, ReadOnlyHistoryMixin
 
 APPROVE_PERMISSION = "retention.approve_policy_override"
 

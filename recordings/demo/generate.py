@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 import random
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -30,6 +30,7 @@ from recordings.vicidial import (
     VicidialLogArchive,
     VicidialUser,
 )
+from vicirec.reports import Report
 
 CAMPAIGNS = [("SALES", "Outbound sales"), ("COLLECT", "Collections (Reg F)"), ("CONSENT", "TCPA consent verification")]
 INGROUPS = [("SUPPORT", "Customer support"), ("BILLING", "Billing questions")]
@@ -44,7 +45,7 @@ AGENTS = [
 
 
 @dataclass
-class DemoReport:
+class DemoReport(Report):
     campaigns: int = 0
     ingroups: int = 0
     agents: int = 0
@@ -55,9 +56,6 @@ class DemoReport:
     mp3_files: int = 0
     missing_files: int = 0
     audio_bytes: int = 0
-
-    def as_dict(self) -> dict[str, int]:
-        return asdict(self)
 
 
 def _call_times(rng: random.Random, now: datetime, count: int) -> list[datetime]:

@@ -37,9 +37,10 @@ import lameenc
 import numpy as np
 import soundfile
 
+from recordings.lib.hashing import READ_CHUNK, HashingReader
+
 CODECS: Final = ("mp3", "opus", "flac", "none")
 BLOCK_FRAMES: Final = 64 * 1024  # frames per encoder block: 128 KiB of 8 kHz mono 16-bit PCM
-READ_CHUNK: Final = 1024 * 1024  # bytes per read when only hashing
 
 _WAVE_FORMAT_PCM: Final = 0x0001
 _WAVE_FORMAT_EXTENSIBLE: Final = 0xFFFE
@@ -119,77 +120,10 @@ class _WavFormat:
         return None
 
 
-class HashingReader:
-    """Sequential, hash-every-byte reader over one open file; it cannot seek, so it cannot re-read.
-
-    ``bytes_read`` counts every byte taken from the file; after ``drain()`` it equals the file size.
-    """
-
-    def __init__(self, raw: io.FileIO) -> None:
-        self._raw = raw
-        self._sha = hashlib.sha256()
-        self.bytes_read = 0
-
-    def read_exact(self, n: int) -> bytes:
-        """Up to ``n`` bytes; fewer only at end of file."""
-        parts: list[bytes] = []
-        while n > 0:
-            data = self._raw.read(n)
-            if not data:
-                break
-            self._take(data)
-            parts.append(data)
-            n -= len(data)
-        return b"".join(parts)
-
-    def readinto_exact(self, buf: memoryview) -> int:
-        """Fill ``buf``; returns fewer than ``len(buf)`` bytes only at end of file."""
-        filled = 0
-        while filled < len(buf):
-            n = self._raw.readinto(buf[filled:])
-            if not n:
-                break
-            self._take(buf[filled : filled + n])
-            filled += n
-        return filled
-
-    def skip(self, n: int) -> int:
-        """Read and hash ``n`` bytes without keeping them; returns how many there were."""
-        buf = memoryview(bytearray(min(n, READ_CHUNK) or 1))
-        skipped = 0
-        while skipped < n:
-            got = self.readinto_exact(buf[: min(n - skipped, len(buf))])
-            if not got:
-                break
-            skipped += got
-        return skipped
-
-    def drain(self) -> None:
-        """Read and hash the rest of the file. Each read returns a buffer of the size it got (a zeroed
-        1 MiB buffer for a 90 kB recording cost more than hashing it)."""
-        while data := self._raw.read(READ_CHUNK):
-            self._take(data)
-
-    def hexdigest(self) -> str:
-        return self._sha.hexdigest()
-
-    def _take(self, data: bytes | memoryview) -> None:
-        self._sha.update(data)
-        self.bytes_read += len(data)
-
-
 def _open_source(path: Path) -> tuple[io.FileIO, HashingReader]:
     """The one place the original is opened (tests wrap it to count opens and bytes)."""
     raw = io.FileIO(path, "r")
     return raw, HashingReader(raw)
-
-
-def hash_file(path: Path) -> tuple[str, int]:
-    """SHA-256 (hex) and size of a file in one sequential pass."""
-    raw, reader = _open_source(path)
-    with raw:
-        reader.drain()
-    return reader.hexdigest(), reader.bytes_read
 
 
 def prepare(
@@ -326,42 +260,19 @@ def _encode_pcm16(
     mp3_kbps: int,
     opus_kbps: int,
 ) -> Prepared | None:
-    """Stream the data chunk into the encoder, then drain the rest of the file through the hash."""
-    workdir.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(dir=workdir, prefix=f"{source.stem}.", suffix=f".{codec}")
-    os.close(fd)
-    output = Path(name)
-    frames = 0
+    """Stream the data chunk into the encoder, then drain the rest of the file through the hash.
+
+    None when the data chunk holds no whole frame (the caller passes the file through instead). Whatever
+    goes wrong, no output file is left behind.
+    """
+    output = _new_output_file(source, workdir, codec)
     try:
         writer = _open_writer(codec, output, fmt, warnings, mp3_kbps=mp3_kbps, opus_kbps=opus_kbps)
-        buf = memoryview(bytearray(BLOCK_FRAMES * fmt.block_align))
-        to_end = data_size == _UNKNOWN_SIZE
-        if to_end:
-            warnings.append("data chunk size is unset (0xFFFFFFFF); encoded audio up to the end of the file")
-        remaining = data_size
         try:
-            while to_end or remaining > 0:
-                want = len(buf) if to_end else min(len(buf), remaining)
-                got = reader.readinto_exact(buf[:want])
-                whole = got - got % fmt.block_align
-                if whole:
-                    writer.write(np.frombuffer(buf[:whole], dtype="<i2").reshape(-1, fmt.channels))
-                    frames += whole // fmt.block_align
-                if got < want:  # end of file
-                    if got != whole:
-                        warnings.append(f"dropped {got - whole} trailing bytes of an incomplete sample frame")
-                    if not to_end:
-                        warnings.append(
-                            f"truncated WAV: data chunk declares {data_size} bytes but the file holds "
-                            f"{data_size - remaining + got}; encoded the {frames} frames present"
-                        )
-                    break
-                remaining -= got
+            frames = _stream_data_chunk(reader, writer, fmt, data_size, warnings)
         finally:
             writer.close()
-        if data_size & 1 and not to_end:
-            reader.skip(1)  # pad byte
-        reader.drain()  # trailing chunks (LIST/INFO, cue, …) are part of the original
+        _drain_after_data(reader, data_size)
     except (soundfile.LibsndfileError, RuntimeError) as exc:  # lameenc raises RuntimeError
         output.unlink(missing_ok=True)
         raise CodecError(f"{source.name} could not be encoded to {codec}: {exc}") from exc
@@ -371,7 +282,74 @@ def _encode_pcm16(
     if frames == 0:
         output.unlink(missing_ok=True)
         return None
+    return _encoded(reader, output, codec, writer, fmt, frames, warnings)
 
+
+def _new_output_file(source: Path, workdir: Path, codec: str) -> Path:
+    """An empty, uniquely named file in ``workdir`` for the encoder to write (named after the source)."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(dir=workdir, prefix=f"{source.stem}.", suffix=f".{codec}")
+    os.close(fd)
+    return Path(name)
+
+
+def _stream_data_chunk(
+    reader: HashingReader,
+    writer: _LameWriter | _SndfileWriter,
+    fmt: _WavFormat,
+    data_size: int,
+    warnings: list[str],
+) -> int:
+    """Feed the data chunk's payload to ``writer`` in blocks of ``BLOCK_FRAMES``; returns the frames written.
+
+    The hot loop of the archive stage: one reused buffer, one read and one encoder call per block, no copy
+    (``np.frombuffer`` views the buffer). A data chunk shorter than declared, an unset size (read to end of
+    file) and a trailing partial frame are recorded in ``warnings``, not raised.
+    """
+    frames = 0
+    buf = memoryview(bytearray(BLOCK_FRAMES * fmt.block_align))
+    to_end = data_size == _UNKNOWN_SIZE
+    if to_end:
+        warnings.append("data chunk size is unset (0xFFFFFFFF); encoded audio up to the end of the file")
+    remaining = data_size
+    while to_end or remaining > 0:
+        want = len(buf) if to_end else min(len(buf), remaining)
+        got = reader.readinto_exact(buf[:want])
+        whole = got - got % fmt.block_align
+        if whole:
+            writer.write(np.frombuffer(buf[:whole], dtype="<i2").reshape(-1, fmt.channels))
+            frames += whole // fmt.block_align
+        if got < want:  # end of file
+            if got != whole:
+                warnings.append(f"dropped {got - whole} trailing bytes of an incomplete sample frame")
+            if not to_end:
+                warnings.append(
+                    f"truncated WAV: data chunk declares {data_size} bytes but the file holds "
+                    f"{data_size - remaining + got}; encoded the {frames} frames present"
+                )
+            break
+        remaining -= got
+    return frames
+
+
+def _drain_after_data(reader: HashingReader, data_size: int) -> None:
+    """Hash what follows the data chunk: its pad byte, then trailing chunks (LIST/INFO, cue, …), which are
+    part of the original. An unset size (0xFFFFFFFF) was read to end of file, so it has no pad byte."""
+    if data_size & 1 and data_size != _UNKNOWN_SIZE:
+        reader.skip(1)  # pad byte
+    reader.drain()
+
+
+def _encoded(
+    reader: HashingReader,
+    output: Path,
+    codec: str,
+    writer: _LameWriter | _SndfileWriter,
+    fmt: _WavFormat,
+    frames: int,
+    warnings: list[str],
+) -> Prepared:
+    """The result of an encode: the original's hash from the single pass, the output's from reading it back."""
     output_sha256, output_size, vendor = _hash_output(output)
     return Prepared(
         original_sha256=reader.hexdigest(),

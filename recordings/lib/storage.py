@@ -46,6 +46,8 @@ from botocore.exceptions import (
 )
 from botocore.exceptions import ConnectionError as BotoConnectionError
 
+from recordings.lib.hashing import hash_file
+
 CHUNK = 1024 * 1024
 # Single-part uploads only: above this size S3 and R2 refuse a single PUT (R2: 4.995 GiB).
 MAX_SINGLE_PUT = 5 * 1024**3
@@ -250,66 +252,102 @@ _CREDENTIALS = {"InvalidAccessKeyId", "SignatureDoesNotMatch", "InvalidToken", "
 _DIGEST = {"BadDigest", "InvalidDigest", "XAmzContentSHA256Mismatch"}
 
 
+@dataclass(frozen=True)
+class _ErrorRule:
+    """One kind of provider answer: the error codes (and optionally an HTTP status, whatever the code) it
+    covers, whether retrying the same object can help, and the operator's sentence.
+
+    The template is filled with ``action``, ``bucket``, ``code``, ``code_or_status`` (the code, or the HTTP
+    status when the answer carried no code) and ``message`` (the provider's own, cut to 200 characters).
+    """
+
+    codes: frozenset[str]
+    status: int | None
+    permanent: bool
+    template: str
+
+
+# Checked in order; the first rule that matches wins, so the order is part of the contract (a 401 is a
+# credentials problem whatever its code; a 403 is a permission problem unless a rule above claimed it).
+_CLIENT_ERROR_RULES: tuple[_ErrorRule, ...] = (
+    _ErrorRule(
+        frozenset(_DIGEST),
+        None,
+        False,
+        "server rejected the upload: checksum mismatch ({code}) — the bytes it received do not match "
+        "the SHA-256 we sent, so nothing was stored ({action}). The next run retries; if it keeps "
+        "happening the local file is changing or the network path corrupts data.",
+    ),
+    _ErrorRule(
+        frozenset(_CREDENTIALS),
+        401,
+        False,
+        "the bucket rejected the credentials ({code_or_status}) while trying to {action}: check "
+        "VICIREC_S3_ACCESS_KEY_ID / VICIREC_S3_SECRET_ACCESS_KEY.",
+    ),
+    _ErrorRule(
+        frozenset({"NoSuchBucket"}),
+        None,
+        False,
+        "bucket {bucket!r} does not exist at this endpoint ({action}): check VICIREC_S3_BUCKET and "
+        "VICIREC_S3_ENDPOINT_URL / VICIREC_S3_REGION.",
+    ),
+    # A HEAD response has no body, so S3 cannot say whether the signature or the permission failed.
+    _ErrorRule(
+        frozenset({"403"}),
+        None,
+        False,
+        "the bucket refused to let us {action} (403 Forbidden): check VICIREC_S3_ACCESS_KEY_ID / "
+        "VICIREC_S3_SECRET_ACCESS_KEY and the key's permissions on bucket {bucket!r}.",
+    ),
+    _ErrorRule(
+        frozenset({"AccessDenied", "AllAccessDisabled"}),
+        403,
+        False,
+        "the bucket denied permission to {action} ({code_or_status}: {message}): check the access key's "
+        "permissions on bucket {bucket!r}.",
+    ),
+    _ErrorRule(
+        frozenset({"AuthorizationHeaderMalformed", "AuthorizationQueryParametersError", "PermanentRedirect"}),
+        None,
+        False,
+        "the bucket answered {code} while trying to {action}: check VICIREC_S3_REGION and VICIREC_S3_ENDPOINT_URL.",
+    ),
+    _ErrorRule(
+        frozenset({"EntityTooLarge"}),
+        None,
+        True,
+        "the object is too large for a single upload ({action}); recordings above 5 GiB are not supported.",
+    ),
+)
+
+
 def _storage_error(exc: Exception, *, action: str, bucket: str) -> StorageError:
     """Translate a boto3/botocore exception into a sentence an operator can act on."""
     if isinstance(exc, ClientError):
-        code, status = _client_error_code(exc)
-        message = str(exc.response.get("Error", {}).get("Message", ""))[:200]
-        if code in _DIGEST:
-            return StorageError(
-                f"server rejected the upload: checksum mismatch ({code}) — the bytes it received do not match "
-                f"the SHA-256 we sent, so nothing was stored ({action}). The next run retries; if it keeps "
-                "happening the local file is changing or the network path corrupts data.",
-                permanent=False,
-                code=code,
+        return _client_storage_error(exc, action=action, bucket=bucket)
+    return _transport_storage_error(exc, action=action)
+
+
+def _client_storage_error(exc: ClientError, *, action: str, bucket: str) -> StorageError:
+    """The provider answered with an error: the first matching rule's sentence, else a generic one."""
+    code, status = _client_error_code(exc)
+    message = str(exc.response.get("Error", {}).get("Message", ""))[:200]
+    for rule in _CLIENT_ERROR_RULES:
+        if code in rule.codes or (rule.status is not None and status == rule.status):
+            text = rule.template.format(
+                action=action, bucket=bucket, code=code, code_or_status=code or status, message=message
             )
-        if code in _CREDENTIALS or status == 401:
-            return StorageError(
-                f"the bucket rejected the credentials ({code or status}) while trying to {action}: check "
-                "VICIREC_S3_ACCESS_KEY_ID / VICIREC_S3_SECRET_ACCESS_KEY.",
-                permanent=False,
-                code=code,
-            )
-        if code == "NoSuchBucket":
-            return StorageError(
-                f"bucket {bucket!r} does not exist at this endpoint ({action}): check VICIREC_S3_BUCKET and "
-                "VICIREC_S3_ENDPOINT_URL / VICIREC_S3_REGION.",
-                permanent=False,
-                code=code,
-            )
-        if code == "403":
-            # A HEAD response has no body, so S3 cannot say whether the signature or the permission failed.
-            return StorageError(
-                f"the bucket refused to let us {action} (403 Forbidden): check VICIREC_S3_ACCESS_KEY_ID / "
-                f"VICIREC_S3_SECRET_ACCESS_KEY and the key's permissions on bucket {bucket!r}.",
-                permanent=False,
-                code=code,
-            )
-        if code in {"AccessDenied", "AllAccessDisabled"} or status == 403:
-            return StorageError(
-                f"the bucket denied permission to {action} ({code or status}: {message}): check the access key's "
-                f"permissions on bucket {bucket!r}.",
-                permanent=False,
-                code=code,
-            )
-        if code in {"AuthorizationHeaderMalformed", "AuthorizationQueryParametersError", "PermanentRedirect"}:
-            return StorageError(
-                f"the bucket answered {code} while trying to {action}: check VICIREC_S3_REGION and "
-                "VICIREC_S3_ENDPOINT_URL.",
-                permanent=False,
-                code=code,
-            )
-        if code == "EntityTooLarge":
-            return StorageError(
-                f"the object is too large for a single upload ({action}); recordings above 5 GiB are not supported.",
-                permanent=True,
-                code=code,
-            )
-        return StorageError(
-            f"storage request failed while trying to {action}: {code or status} {message}".rstrip(),
-            permanent=False,
-            code=code,
-        )
+            return StorageError(text, permanent=rule.permanent, code=code)
+    return StorageError(
+        f"storage request failed while trying to {action}: {code or status} {message}".rstrip(),
+        permanent=False,
+        code=code,
+    )
+
+
+def _transport_storage_error(exc: Exception, *, action: str) -> StorageError:
+    """No answer from the provider: missing credentials, the network, or another client-side failure."""
     if isinstance(exc, (NoCredentialsError, PartialCredentialsError)):
         return StorageError(
             f"no usable storage credentials while trying to {action}: set VICIREC_S3_ACCESS_KEY_ID and "
@@ -554,16 +592,6 @@ class S3Target:
 # --- local folder -------------------------------------------------------------------------------
 
 
-def _hash_file(path: Path) -> tuple[str, int]:
-    digest = hashlib.sha256()
-    count = 0
-    with path.open("rb") as handle:
-        while chunk := handle.read(CHUNK):
-            digest.update(chunk)
-            count += len(chunk)
-    return digest.hexdigest(), count
-
-
 class FilesystemTarget:
     """A local folder standing in for the bucket. Objects are published atomically and never replaced.
 
@@ -634,7 +662,7 @@ class FilesystemTarget:
     def confirm(self, key: str, *, sha256_hex: str, size: int, version_id: str = "") -> Confirmation:
         path = self._path(key)
         try:
-            actual_hex, actual_size = _hash_file(path)
+            actual_hex, actual_size = hash_file(path)
         except FileNotFoundError:
             return Confirmation(
                 ok=False,

@@ -15,6 +15,7 @@ from django.conf import settings
 from django_q.models import Schedule
 
 from recordings.models import Recording
+from vicirec.reports import Report
 
 PREFIX = "vicirec."
 NODE_STAGES = ("archive", "cleanup")
@@ -106,21 +107,12 @@ def planned_schedules(nodes: list[str]) -> list[PlannedSchedule]:
 
 
 @dataclass
-class ScheduleReport:
+class ScheduleReport(Report):
     nodes: list[str] = field(default_factory=list)
     created: list[str] = field(default_factory=list)
     updated: list[str] = field(default_factory=list)
     stale: list[str] = field(default_factory=list)
     deleted: list[str] = field(default_factory=list)
-
-    def as_dict(self) -> dict[str, object]:
-        return {
-            "nodes": self.nodes,
-            "created": self.created,
-            "updated": self.updated,
-            "stale": self.stale,
-            "deleted": self.deleted,
-        }
 
 
 def setup_schedules(*, now: datetime, nodes: list[str] | None = None, prune: bool = False) -> ScheduleReport:

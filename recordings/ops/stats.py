@@ -19,6 +19,7 @@ from django_q.models import Success
 
 from recordings.models import Recording, RecordingEvent
 from recordings.ops.schedules import PREFIX
+from vicirec.reports import Report
 
 NODE_WORK_STATES = (*Recording.WAITING_STATES, Recording.State.ARCHIVED)  # to upload, or to clear locally
 
@@ -65,7 +66,7 @@ def inventory(now: datetime) -> dict[str, Any]:
         .annotate(n=Count("pk"), bytes=Coalesce(Sum("original_size"), 0))
         .order_by("server_ip")
     )
-    cloud = Recording.objects.filter(state__in=(Recording.State.ARCHIVED, Recording.State.CLEARED)).aggregate(
+    cloud = Recording.objects.stored().aggregate(
         n=Count("pk"),
         bytes=Coalesce(Sum("stored_size"), 0),
         billable_min=Coalesce(Sum(Greatest("stored_size", Value(MIN_BILLABLE_OBJECT))), 0),
@@ -152,7 +153,7 @@ def reported_disks() -> dict[str, dict[str, Any]]:
 
 
 @dataclass
-class SnapshotReport:
+class SnapshotReport(Report):
     day: str = ""
     waiting: dict[str, dict[str, int]] = field(default_factory=dict)
     transitions: dict[str, int] = field(default_factory=dict)
@@ -160,9 +161,6 @@ class SnapshotReport:
     archived_stored_bytes: int = 0
     disk: dict[str, dict[str, Any]] = field(default_factory=dict)
     inventory: dict[str, Any] = field(default_factory=dict)
-
-    def as_dict(self) -> dict[str, object]:
-        return dict(self.__dict__)
 
 
 def take_snapshot(*, now: datetime) -> SnapshotReport:

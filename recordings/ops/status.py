@@ -9,7 +9,7 @@ per schedule, see Q_CLUSTER["save_limit_per"]); disks are measured here or taken
 from __future__ import annotations
 
 import ast
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -22,6 +22,7 @@ from recordings.models import Recording
 from recordings.ops.schedules import PREFIX
 from recordings.ops.stats import reported_disks, waiting_counts
 from recordings.pipeline.archive import due_for_upload
+from vicirec.reports import Report
 
 FAILURES_SHOWN = 20
 INTERVAL_MINUTES = {
@@ -71,7 +72,7 @@ class NodeDisk:
 
 
 @dataclass
-class PipelineStatus:
+class PipelineStatus(Report):
     at: datetime
     backlog: dict[str, Backlog] = field(default_factory=dict)
     stages: list[StageStatus] = field(default_factory=list)
@@ -84,10 +85,8 @@ class PipelineStatus:
     def needs_person(self) -> bool:
         return bool(self.problems)
 
-    def as_dict(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["needs_person"] = self.needs_person
-        return data
+    def derived(self) -> dict[str, Any]:
+        return {"needs_person": self.needs_person}
 
 
 def _minutes(schedule: Schedule) -> int:
@@ -273,9 +272,7 @@ def pipeline_status(*, now: datetime) -> PipelineStatus:
             f"{failed} recordings have failed (more than VICIREC_STATUS_MAX_FAILED="
             f"{settings.VICIREC_STATUS_MAX_FAILED}); see failures for their errors"
         )
-    permanent = Recording.objects.filter(
-        state__in=(Recording.State.FAILED, Recording.State.ARCHIVED), error__startswith="needs a person"
-    ).count()
+    permanent = Recording.objects.needing_person().count()
     if permanent:
         status.problems.append(f"{permanent} recordings need a person (errors starting 'needs a person:' in failures)")
     nodes = {str(_kwargs(s).get("node", "")) for s in Schedule.objects.filter(name__startswith=f"{PREFIX}archive")}

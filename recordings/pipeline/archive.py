@@ -21,21 +21,22 @@ import shutil
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from threading import Condition, Lock, Thread
 from typing import Any
 
 from django.conf import settings
-from django.db import connections, transaction
+from django.db import connections
 from django.db.models import Q
 
+from recordings.custody import transition, transition_batch
 from recordings.lib import spool
 from recordings.lib.codec import CodecError, Prepared, prepare
 from recordings.lib.disk import spool_usage, under_pressure
 from recordings.lib.storage import ArchiveTarget, StorageError, object_key
-from recordings.models import Recording, RecordingEvent, RecordingQuerySet
+from recordings.models import Recording, RecordingQuerySet
 from recordings.pipeline.target import get_target
 from recordings.pipeline.workqueue import (
     claim,
@@ -45,9 +46,9 @@ from recordings.pipeline.workqueue import (
     record,
     release,
     release_dead_claims,
-    transition,
 )
 from retention.models import RetentionPolicy
+from vicirec.reports import Report
 
 log = logging.getLogger("vicirec.archive")
 ACTOR = "archive_recordings"
@@ -75,7 +76,7 @@ def _under_pressure() -> bool:
 
 
 @dataclass
-class ArchiveReport:
+class ArchiveReport(Report, limits={"errors": 20}):
     claimed: int = 0
     archived: int = 0
     already_in_bucket: int = 0
@@ -86,11 +87,6 @@ class ArchiveReport:
     original_bytes: int = 0
     stored_bytes: int = 0
     errors: list[str] = field(default_factory=list)
-
-    def as_dict(self) -> dict[str, object]:
-        data = asdict(self)
-        data["errors"] = self.errors[:20]
-        return data
 
 
 class _Outcome:
@@ -194,42 +190,22 @@ def mark_archived(jobs: list[_Job], *, token: str, now: datetime) -> int:
     for pk in held:
         recording = by_pk[pk].recording
         by_pk[pk].target.set_legal_hold(recording.object_key, recording.version_id, True)
-    with transaction.atomic():
-        mine = list(
-            Recording.objects.select_for_update()
-            .filter(pk__in=list(by_pk), claimed_by=token)
-            .values_list("pk", flat=True)
-        )
-        groups: dict[tuple[object, ...], list[int]] = {}
-        for pk in mine:
-            r = by_pk[pk].recording
-            groups.setdefault((r.verified_at, r.verify_method, r.uploaded_at), []).append(pk)
-        for (verified_at, verify_method, uploaded_at), pks in groups.items():
-            Recording.objects.filter(pk__in=pks).update(
-                state=Recording.State.ARCHIVED,
-                state_changed_at=now,
-                claimed_by="",
-                claimed_until=None,
-                error="",
-                next_attempt_at=None,
-                verified_at=verified_at,
-                verify_method=verify_method,
-                uploaded_at=uploaded_at,
-            )
-        versioned = [by_pk[pk].recording for pk in mine if by_pk[pk].recording.version_id]
-        Recording.objects.bulk_update(versioned, ["version_id"], batch_size=500)
-        RecordingEvent.objects.bulk_create(
-            RecordingEvent(
-                recording_id=pk,
-                at=now,
-                from_state=by_pk[pk].recording.state,
-                to_state=Recording.State.ARCHIVED,
-                actor=ACTOR,
-                detail=by_pk[pk].detail,
-            )
-            for pk in mine
-        )
-    return len(mine)
+    moved = transition_batch(
+        [(job.recording, job.detail) for job in jobs],
+        to=Recording.State.ARCHIVED,
+        token=token,
+        actor=ACTOR,
+        now=now,
+        fields=lambda r: {
+            "error": "",
+            "next_attempt_at": None,
+            "verified_at": r.verified_at,
+            "verify_method": r.verify_method,
+            "uploaded_at": r.uploaded_at,
+        },
+        each=("version_id",),
+    )
+    return len(moved)
 
 
 # How many recordings an upload thread takes at once. Their plans go on record in one transaction before
@@ -282,52 +258,49 @@ def _guarded(job: _Job, step: Callable[..., str | None], **kwargs: Any) -> str |
         return job.fail(f"unexpected error: {exc!r}")
 
 
-def _prepare(job: _Job, *, codec: str, workdir: Path) -> str | None:
-    """Everything before the plan is recorded. Returns the outcome if the recording is done with here
-    (adopted, missing, refused, not settled, failed); None when ``job.plan`` is ready."""
-    recording, target, now = job.recording, job.target, job.now
-    # A previous run may have uploaded and crashed before recording it: adopt its object if it matches.
-    if recording.object_key and recording.stored_sha256:
-        confirmation = target.confirm(
-            recording.object_key, sha256_hex=recording.stored_sha256, size=recording.stored_size or 0
+def _adopt(job: _Job) -> str | None:
+    """A previous run may have uploaded and crashed before recording it: adopt its object if it matches.
+    Returns the outcome when the planned key already answered, None when there is nothing to adopt."""
+    recording = job.recording
+    if not (recording.object_key and recording.stored_sha256):
+        return None
+    confirmation = job.target.confirm(
+        recording.object_key, sha256_hex=recording.stored_sha256, size=recording.stored_size or 0
+    )
+    if confirmation.ok:
+        return job.confirm_and_finish(already=True)
+    if confirmation.found:
+        return job.fail(
+            f"{recording.object_key} holds other content than planned: {confirmation.detail}", permanent=True
         )
-        if confirmation.ok:
-            return job.confirm_and_finish(already=True)
-        if confirmation.found:
-            return job.fail(
-                f"{recording.object_key} holds other content than planned: {confirmation.detail}", permanent=True
-            )
+    return None
 
-    found = spool.locate(recording.filename, recording.vicidial_location, settings.VICIREC_SPOOL_DIRS)
-    if isinstance(found, spool.NotFound):
-        if found.permanent:
-            job.move(Recording.State.REJECTED, found.reason, error=found.reason, next_attempt_at=None)
-            return _Outcome.REJECTED
-        if recording.original_sha256:
-            # It was hashed here once and is gone now without a verified copy: that needs a person.
-            return job.fail(
-                f"local file disappeared before a verified upload: {found.reason}",
-                permanent=True,
-                outcome=_Outcome.LOST,
-            )
-        recording.attempts += 1
-        job.move(
-            Recording.State.MISSING,
-            found.reason,
-            error=found.reason,
-            attempts=recording.attempts,
-            next_attempt_at=now + recording.retry_delay(),
+
+def _not_found(job: _Job, found: spool.NotFound) -> str:
+    """A recording whose file is not on the spool: refused, lost, or missing for now (retried later)."""
+    recording = job.recording
+    if found.permanent:
+        job.move(Recording.State.REJECTED, found.reason, error=found.reason, next_attempt_at=None)
+        return _Outcome.REJECTED
+    if recording.original_sha256:
+        # It was hashed here once and is gone now without a verified copy: that needs a person.
+        return job.fail(
+            f"local file disappeared before a verified upload: {found.reason}", permanent=True, outcome=_Outcome.LOST
         )
-        return _Outcome.MISSING
-    if not _settled(found, time.time()):
-        return _Outcome.NOT_SETTLED  # the caller gives the claim back
+    recording.attempts += 1
+    job.move(
+        Recording.State.MISSING,
+        found.reason,
+        error=found.reason,
+        attempts=recording.attempts,
+        next_attempt_at=job.now + recording.retry_delay(),
+    )
+    return _Outcome.MISSING
 
-    try:
-        prepared = job.prepared = prepare(found.path, codec=codec, workdir=workdir)
-    except CodecError as exc:  # the bytes are not what a recording should be: retrying will not change them
-        return job.fail(f"cannot encode {found.relative}: {exc}", permanent=True)
-    except OSError as exc:
-        return job.fail(f"cannot read {found.relative}: {exc}")
+
+def _unchanged(job: _Job, found: spool.Found, prepared: Prepared) -> str | None:
+    """Refuse a file that changed while it was read, or since its SHA-256 was first recorded."""
+    recording = job.recording
     if found.mtime - time.time() > FUTURE_MTIME_SECONDS:
         prepared.encoder.setdefault("warnings", []).append(
             f"{found.relative} is dated {datetime.fromtimestamp(found.mtime, tz=UTC):%Y-%m-%d %H:%M} UTC, in "
@@ -342,8 +315,12 @@ def _prepare(job: _Job, *, codec: str, workdir: Path) -> str | None:
             f"({recording.original_sha256} → {prepared.original_sha256})",
             permanent=True,
         )
-    # The hash chain and the plan, recorded (by archive_batch) before a byte leaves the machine.
-    job.plan = {
+    return None
+
+
+def _plan(recording: Recording, found: spool.Found, prepared: Prepared) -> dict[str, object]:
+    """The hash chain and the plan, recorded (by archive_batch) before a byte leaves the machine."""
+    return {
         "local_path": found.relative,
         "original_sha256": prepared.original_sha256,
         "original_size": prepared.original_size,
@@ -357,6 +334,29 @@ def _prepare(job: _Job, *, codec: str, workdir: Path) -> str | None:
             ext=prepared.extension,
         ),
     }
+
+
+def _prepare(job: _Job, *, codec: str, workdir: Path) -> str | None:
+    """Everything before the plan is recorded. Returns the outcome if the recording is done with here
+    (adopted, missing, refused, not settled, failed); None when ``job.plan`` is ready."""
+    adopted = _adopt(job)
+    if adopted is not None:
+        return adopted
+    found = spool.locate(job.recording.filename, job.recording.vicidial_location, settings.VICIREC_SPOOL_DIRS)
+    if isinstance(found, spool.NotFound):
+        return _not_found(job, found)
+    if not _settled(found, time.time()):
+        return _Outcome.NOT_SETTLED  # the caller gives the claim back
+    try:
+        prepared = job.prepared = prepare(found.path, codec=codec, workdir=workdir)
+    except CodecError as exc:  # the bytes are not what a recording should be: retrying will not change them
+        return job.fail(f"cannot encode {found.relative}: {exc}", permanent=True)
+    except OSError as exc:
+        return job.fail(f"cannot read {found.relative}: {exc}")
+    refused = _unchanged(job, found, prepared)
+    if refused is not None:
+        return refused
+    job.plan = _plan(job.recording, found, prepared)
     return None
 
 
@@ -398,6 +398,83 @@ def _remove_dead_runs_folders(root: Path) -> None:
 MARK_EVERY_S = 5.0  # confirmed recordings are marked archived at least this often (and every batch_size)
 
 
+@dataclass
+class _Run:
+    """One archive run: what its upload threads share with the thread that claims and marks."""
+
+    target: ArchiveTarget
+    token: str
+    now: datetime
+    codecs: dict[int | None, str]
+    workdir: Path
+    progress: Callable[[int, int], None] | None
+    report: ArchiveReport = field(default_factory=ArchiveReport)
+    left_unsettled: set[int] = field(default_factory=set)  # given back untouched; skipped for the rest of the run
+    lock: Lock = field(default_factory=Lock)
+
+    def work(self, recordings: list[Recording]) -> list[_Job | None]:
+        """Runs on an upload thread; returns each job whose copy is confirmed (None for the others)."""
+        jobs = [_Job(recording, target=self.target, token=self.token, now=self.now) for recording in recordings]
+        outcomes = archive_batch(jobs, codecs=self.codecs, workdir=self.workdir)
+        for job, outcome in zip(jobs, outcomes, strict=True):
+            if outcome == _Outcome.NOT_SETTLED:
+                with self.lock:  # noted before the claim is given back, so this run does not claim it again
+                    self.left_unsettled.add(job.recording.pk)
+                release(job.recording, token=self.token)
+        with self.lock:
+            report = self.report
+            for job, outcome in zip(jobs, outcomes, strict=True):
+                _count(report, job.recording, outcome)
+            if self.progress:
+                done = report.archived + report.missing + report.rejected + report.failed + report.not_settled
+                self.progress(done, report.claimed)
+        confirmed = (_Outcome.ARCHIVED, _Outcome.ALREADY)
+        return [job if outcome in confirmed else None for job, outcome in zip(jobs, outcomes, strict=True)]
+
+
+def _codecs() -> dict[int | None, str]:
+    """Each campaign's codec (None: the default policy's), read once per run."""
+    codecs: dict[int | None, str] = {None: RetentionPolicy.objects.default().codec}
+    codecs.update(RetentionPolicy.objects.exclude(campaign=None).values_list("campaign_id", "codec"))
+    return codecs
+
+
+def _claim_and_mark(
+    run: _Run,
+    pool: _UploadThreads,
+    due: Callable[[], RecordingQuerySet],
+    *,
+    limit: int | None,
+    batch_size: int,
+    claim_size: int,
+) -> None:
+    """Claim work whenever the upload threads run low, and mark confirmed copies archived in batches.
+    ``due()`` is asked at each claim (disk pressure can begin during a run)."""
+    report = run.report
+    low_water = claim_size // 2  # claim the next batch while this much is still in flight
+    confirmed: list[_Job] = []
+    exhausted, marked_at = False, time.monotonic()
+    while True:
+        room = claim_size if limit is None else min(claim_size, limit - report.claimed)
+        more = not exhausted and room > 0
+        if more and pool.in_flight <= low_water:
+            with run.lock:
+                skip = list(run.left_unsettled)
+            batch = claim(due().exclude(pk__in=skip), token=run.token, now=run.now, limit=room)
+            exhausted = not batch
+            report.claimed += len(batch)
+            pool.submit(batch)
+            continue
+        if not pool.in_flight:
+            break
+        confirmed.extend(job for job in pool.finished(claim_at=low_water if more else 0, timeout=MARK_EVERY_S) if job)
+        if len(confirmed) >= batch_size or not pool.in_flight or time.monotonic() - marked_at > MARK_EVERY_S:
+            mark_archived(confirmed, token=run.token, now=run.now)
+            confirmed.clear()
+            marked_at = time.monotonic()
+    mark_archived(confirmed, token=run.token, now=run.now)
+
+
 def archive_due(
     *,
     now: datetime,
@@ -415,73 +492,25 @@ def archive_due(
     """
     node = settings.VICIREC_NODE if node is None else node
     threads = threads or settings.VICIREC_UPLOAD_THREADS
-    target = get_target()
     token = new_token("archive")
     release_dead_claims("archive", now=now)
-    default_policy = RetentionPolicy.objects.default()
-    policies: dict[int | None, str] = {None: default_policy.codec}
-    policies.update(RetentionPolicy.objects.exclude(campaign=None).values_list("campaign_id", "codec"))
     past_window = RetentionPolicy.objects.age_condition(now, "keep_local_days")  # policies as of the run's start
     workdir = settings.VICIREC_WORK_DIR / token  # its claim token, so a later run can tell it was left behind
     _remove_dead_runs_folders(settings.VICIREC_WORK_DIR)
-    report = ArchiveReport()
-    left_unsettled: set[int] = set()  # given back untouched; skipped for the rest of this run
-    lock = Lock()
+    run = _Run(target=get_target(), token=token, now=now, codecs=_codecs(), workdir=workdir, progress=progress)
+    pool = _UploadThreads(run.work, threads, enough=batch_size)
 
-    def work(recordings: list[Recording]) -> list[_Job | None]:
-        """Runs on an upload thread; returns each job whose copy is confirmed (None for the others)."""
-        jobs = [_Job(recording, target=target, token=token, now=now) for recording in recordings]
-        outcomes = archive_batch(jobs, codecs=policies, workdir=workdir)
-        for job, outcome in zip(jobs, outcomes, strict=True):
-            if outcome == _Outcome.NOT_SETTLED:
-                with lock:  # noted before the claim is given back, so this run does not claim it again
-                    left_unsettled.add(job.recording.pk)
-                release(job.recording, token=token)
-        with lock:
-            for job, outcome in zip(jobs, outcomes, strict=True):
-                _count(report, job.recording, outcome)
-            if progress:
-                progress(
-                    report.archived + report.missing + report.rejected + report.failed + report.not_settled,
-                    report.claimed,
-                )
-        confirmed = (_Outcome.ARCHIVED, _Outcome.ALREADY)
-        return [job if outcome in confirmed else None for job, outcome in zip(jobs, outcomes, strict=True)]
+    def due() -> RecordingQuerySet:
+        return due_for_upload(now, node=node, past_window=past_window)
 
-    pool = _UploadThreads(work, threads, enough=batch_size)
-    # Claims are small, so that workers on one spool share the work evenly to the end; marks are batched.
-    claim_size = min(batch_size, 16 * threads)
-    low_water = claim_size // 2  # claim the next batch while this much is still in flight
-    confirmed: list[_Job] = []
-    exhausted, marked_at = False, time.monotonic()
     try:
-        while True:
-            room = claim_size if limit is None else min(claim_size, limit - report.claimed)
-            more = not exhausted and room > 0
-            if more and pool.in_flight <= low_water:
-                with lock:
-                    skip = list(left_unsettled)
-                due = due_for_upload(now, node=node, past_window=past_window).exclude(pk__in=skip)
-                batch = claim(due, token=token, now=now, limit=room)
-                exhausted = not batch
-                report.claimed += len(batch)
-                pool.submit(batch)
-                continue
-            if not pool.in_flight:
-                break
-            confirmed.extend(
-                job for job in pool.finished(claim_at=low_water if more else 0, timeout=MARK_EVERY_S) if job
-            )
-            if len(confirmed) >= batch_size or not pool.in_flight or time.monotonic() - marked_at > MARK_EVERY_S:
-                mark_archived(confirmed, token=token, now=now)
-                confirmed.clear()
-                marked_at = time.monotonic()
-        mark_archived(confirmed, token=token, now=now)
+        # Claims are small, so that workers on one spool share the work evenly to the end; marks are batched.
+        _claim_and_mark(run, pool, due, limit=limit, batch_size=batch_size, claim_size=min(batch_size, 16 * threads))
     finally:
         pool.close()
         shutil.rmtree(workdir, ignore_errors=True)
-    log.info("archive: %s", report.as_dict())
-    return report
+    log.info("archive: %s", run.report.as_dict())
+    return run.report
 
 
 class _UploadThreads:

@@ -19,18 +19,19 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from django.conf import settings
-from django.db import DatabaseError, transaction
+from django.db import DatabaseError
 from django.db.models import Max
 from simple_history.utils import bulk_create_with_history
 
+from recordings import custody
 from recordings.lib import spool
-from recordings.models import Campaign, Recording, RecordingEvent
+from recordings.models import Campaign, Recording
 from recordings.vicidial import (
     RecordingLog,
     RecordingLogArchive,
@@ -43,6 +44,7 @@ from recordings.vicidial import (
     VicidialLogArchive,
     VicidialModel,
 )
+from vicirec.reports import Report
 
 log = logging.getLogger("vicirec.catalog")
 
@@ -66,7 +68,7 @@ ROW_FIELDS = (
 
 
 @dataclass
-class SyncReport:
+class SyncReport(Report):
     campaigns_added: int = 0
     campaigns_updated: int = 0
     recordings_added: int = 0
@@ -80,9 +82,6 @@ class SyncReport:
     batches: int = 0
     watermark: int = 0
     not_read: list[str] = field(default_factory=list)  # VICIdial _archive tables that could not be read
-
-    def as_dict(self) -> dict[str, object]:
-        return asdict(self)
 
 
 Progress = Callable[[int, int], None]
@@ -283,6 +282,24 @@ def _catalog_entry(
     return recording
 
 
+def _catalog_batch(
+    rows: list[dict[str, Any]], calls: _CallIndex, *, node: str, spools: list[Path], now: datetime, report: SyncReport
+) -> None:
+    """Catalog one batch of recording_log rows (those not cataloged yet), each with its first custody event."""
+    entries = [_catalog_entry(r, calls, node=node, spools=spools, now=now, report=report) for r in rows]
+    tables = {r["recording_id"]: r["table"] for r in rows}
+    fresh = custody.catalog(
+        entries,
+        actor=ACTOR,
+        now=now,
+        detail=lambda e: (
+            f"cataloged from {tables[e.recording_id]}: " + (e.error or e.local_path or "file not looked for here")
+        ),
+    )
+    report.recordings_added += len(fresh)
+    report.from_archive_table += sum(tables[e.recording_id] != RecordingLog._meta.db_table for e in fresh)
+
+
 def sync_recordings(
     *,
     now: datetime,
@@ -323,27 +340,9 @@ def sync_recordings(
             rows = rows[:cutoff]
             if not rows:
                 break
-        calls = _CallIndex(rows, campaigns, moved=calls_moved)
-        entries = [_catalog_entry(r, calls, node=node, spools=spools, now=now, report=report) for r in rows]
-        tables = {r["recording_id"]: r["table"] for r in rows}
-        ids = [e.recording_id for e in entries]
-        with transaction.atomic():
-            existing = set(Recording.objects.filter(recording_id__in=ids).values_list("recording_id", flat=True))
-            fresh = [e for e in entries if e.recording_id not in existing]
-            Recording.objects.bulk_create(fresh, ignore_conflicts=True)
-            RecordingEvent.objects.bulk_create(
-                RecordingEvent(
-                    recording_id=e.recording_id,
-                    at=now,
-                    to_state=e.state,
-                    actor=ACTOR,
-                    detail=f"cataloged from {tables[e.recording_id]}: "
-                    + (e.error or e.local_path or "file not looked for here"),
-                )
-                for e in fresh
-            )
-        report.recordings_added += len(fresh)
-        report.from_archive_table += sum(tables[e.recording_id] != RecordingLog._meta.db_table for e in fresh)
+        _catalog_batch(
+            rows, _CallIndex(rows, campaigns, moved=calls_moved), node=node, spools=spools, now=now, report=report
+        )
         report.batches += 1
         watermark = rows[-1]["recording_id"]
         done += len(rows)

@@ -10,18 +10,20 @@ from __future__ import annotations
 
 import logging
 import os
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from django.conf import settings
 from django.db.models import Exists, OuterRef
 
+from recordings.custody import transition
 from recordings.lib import spool
-from recordings.lib.codec import hash_file
+from recordings.lib.hashing import hash_file
 from recordings.lib.storage import StorageError
 from recordings.models import Recording, RecordingQuerySet
 from recordings.pipeline.target import get_target
-from recordings.pipeline.workqueue import claim, fail, new_token, release_dead_claims, transition
+from recordings.pipeline.workqueue import claim, fail, new_token, release_dead_claims
+from vicirec.reports import Report
 
 log = logging.getLogger("vicirec.cleanup")
 ACTOR = "cleanup_local"
@@ -43,18 +45,13 @@ def local_copies_to_clear(now: datetime, *, node: str) -> RecordingQuerySet:
 
 
 @dataclass
-class CleanupReport:
+class CleanupReport(Report, limits={"errors": 20}):
     claimed: int = 0
     cleared: int = 0
     already_gone: int = 0
     bytes_freed: int = 0
     kept: int = 0
     errors: list[str] = field(default_factory=list)
-
-    def as_dict(self) -> dict[str, object]:
-        data = asdict(self)
-        data["errors"] = self.errors[:20]
-        return data
 
 
 def clear_one(recording: Recording, *, target: object, token: str, now: datetime, report: CleanupReport) -> None:

@@ -16,19 +16,20 @@ from __future__ import annotations
 
 import logging
 import os
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from django.conf import settings
-from django.db import transaction
 
 from holds.models import LegalHold
+from recordings.custody import transition_batch
 from recordings.lib import spool
 from recordings.lib.storage import StorageError
-from recordings.models import Recording, RecordingEvent, RecordingQuerySet
+from recordings.models import Recording, RecordingQuerySet
 from recordings.pipeline.target import get_target
 from recordings.pipeline.workqueue import claim, fail, new_token, release, release_dead_claims
 from retention.models import DeletionCertificate, RetentionPolicy
+from vicirec.reports import Report
 
 log = logging.getLogger("vicirec.retention")
 ACTOR = "enforce_retention"
@@ -40,7 +41,7 @@ class RetentionSafetyStop(Exception):
 
 
 @dataclass
-class RetentionReport:
+class RetentionReport(Report, limits={"would_delete": 1000, "errors": 20}):
     dry_run: bool
     expired_total: int = 0
     held: int = 0
@@ -52,12 +53,6 @@ class RetentionReport:
     would_delete: list[int] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     run: str = ""
-
-    def as_dict(self) -> dict[str, object]:
-        data = asdict(self)
-        data["would_delete"] = self.would_delete[:1000]
-        data["errors"] = self.errors[:20]
-        return data
 
 
 def deletable(now: datetime) -> RecordingQuerySet:
@@ -108,17 +103,22 @@ def _delete_local(recording: Recording) -> bool:
     return True
 
 
-def _delete_batch(batch: list[Recording], *, target, token: str, now: datetime, report: RetentionReport) -> None:
-    default, policies = RetentionPolicy.objects.for_campaign_ids()
-    # The moment of deletion: ask once more which of these are held, in one query.
+def _drop_held(batch: list[Recording], *, token: str, report: RetentionReport) -> tuple[list[Recording], int]:
+    """The moment of deletion: ask once more, in one query, which of the batch are held; give those back.
+    Returns the rest and how many holds were active when asked."""
     held_now = set(Recording.objects.filter(pk__in=[r.pk for r in batch]).held().values_list("pk", flat=True))
     active_holds = LegalHold.objects.active().count()
     for recording in batch:
         if recording.pk in held_now:
             report.held_at_deletion += 1
             release(recording, token=token)
-    batch = [r for r in batch if r.pk not in held_now]
-    in_cloud = [r for r in batch if r.object_key and r.state in (Recording.State.ARCHIVED, Recording.State.CLEARED)]
+    return [r for r in batch if r.pk not in held_now], active_holds
+
+
+def _delete_cloud(batch: list[Recording], target) -> tuple[set[int], dict[int, str]]:
+    """Delete the batch's cloud copies in as few requests as the bucket allows; returns the recordings
+    whose copy is gone and the refusals by recording."""
+    in_cloud = [r for r in batch if r.object_key and r.state in Recording.STORED_STATES]
     failed: dict[int, str] = {}
     try:
         result = target.delete([(r.object_key, r.version_id) for r in in_cloud])
@@ -129,8 +129,15 @@ def _delete_batch(batch: list[Recording], *, target, token: str, now: datetime, 
                 failed[r.pk] = f"bucket refused to delete {r.object_key}: {failure.code} {failure.message}"
     except StorageError as exc:
         failed.update({r.pk: exc.message for r in in_cloud})
-    cloud_deleted = {r.pk for r in in_cloud} - set(failed)
-    gone: list[tuple[Recording, bool]] = []
+    return {r.pk for r in in_cloud} - set(failed), failed
+
+
+def _delete_local_copies(
+    batch: list[Recording], failed: dict[int, str], *, token: str, now: datetime, report: RetentionReport
+) -> dict[int, bool]:
+    """Delete the local files of the recordings whose cloud copy is gone; returns, for each recording
+    that is now deleted everywhere, whether a local file was deleted. Failures are recorded."""
+    gone: dict[int, bool] = {}
     for recording in batch:
         if recording.pk in failed:
             report.failed += 1
@@ -138,22 +145,23 @@ def _delete_batch(batch: list[Recording], *, target, token: str, now: datetime, 
             fail(recording, token=token, actor=ACTOR, error=failed[recording.pk], now=now)
             continue
         try:
-            gone.append((recording, _delete_local(recording)))
+            gone[recording.pk] = _delete_local(recording)
         except OSError as exc:
             report.failed += 1
             fail(recording, token=token, actor=ACTOR, error=f"cannot delete {recording.local_path}: {exc}", now=now)
-    if not gone:
+    return gone
+
+
+def _delete_batch(batch: list[Recording], *, target, token: str, now: datetime, report: RetentionReport) -> None:
+    default, policies = RetentionPolicy.objects.for_campaign_ids()
+    batch, active_holds = _drop_held(batch, token=token, report=report)
+    cloud_deleted, failed = _delete_cloud(batch, target)
+    local_deleted = _delete_local_copies(batch, failed, token=token, now=now, report=report)
+    if not local_deleted:
         return
     hold_check = {"checked_at": now.isoformat(), "held": False, "active_holds_checked": active_holds}
-    # One transaction per batch, a fixed number of queries: the state change, certificates, custody log.
-    with transaction.atomic():
-        mine = set(
-            Recording.objects.filter(pk__in=[r.pk for r, _ in gone], claimed_by=token).values_list("pk", flat=True)
-        )
-        gone = [(r, local) for r, local in gone if r.pk in mine]
-        Recording.objects.filter(pk__in=mine, claimed_by=token).update(
-            state=Recording.State.EXPIRED, state_changed_at=now, expired_at=now, claimed_by="", claimed_until=None
-        )
+
+    def certify(moved: list[Recording]) -> None:
         DeletionCertificate.objects.bulk_create(
             DeletionCertificate(
                 recording=r,
@@ -166,25 +174,25 @@ def _delete_batch(batch: list[Recording], *, target, token: str, now: datetime, 
                 stored_sha256=r.stored_sha256,
                 stored_size=r.stored_size,
                 cloud_deleted=r.pk in cloud_deleted,
-                local_deleted=local,
+                local_deleted=local_deleted[r.pk],
                 policy=_policy_snapshot(r, default, policies),
                 hold_check=hold_check,
             )
-            for r, local in gone
+            for r in moved
         )
-        RecordingEvent.objects.bulk_create(
-            RecordingEvent(
-                recording_id=r.pk,
-                at=now,
-                from_state=r.state,
-                to_state=Recording.State.EXPIRED,
-                actor=ACTOR,
-                detail=f"deleted under retention (run {token}); not held at deletion",
-            )
-            for r, _ in gone
-        )
-    report.deleted += len(gone)
-    report.bytes_deleted += sum(r.stored_size or r.original_size or 0 for r, _ in gone)
+
+    # One transaction per batch, a fixed number of queries: the state change, certificates, custody log.
+    moved = transition_batch(
+        [(r, f"deleted under retention (run {token}); not held at deletion") for r in batch if r.pk in local_deleted],
+        to=Recording.State.EXPIRED,
+        token=token,
+        actor=ACTOR,
+        now=now,
+        fields=lambda r: {"expired_at": now},
+        then=certify,
+    )
+    report.deleted += len(moved)
+    report.bytes_deleted += sum(r.stored_size or r.original_size or 0 for r in moved)
 
 
 def enforce_retention(

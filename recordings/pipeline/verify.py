@@ -8,22 +8,21 @@ is never silently repaired (re-uploading over evidence would destroy the proof t
 from __future__ import annotations
 
 import logging
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import datetime
 
-from django.db import transaction
-
+from recordings import custody
 from recordings.lib.storage import StorageError
-from recordings.models import Recording, RecordingEvent
+from recordings.models import Recording
 from recordings.pipeline.target import get_target
+from vicirec.reports import Report
 
 log = logging.getLogger("vicirec.verify")
 ACTOR = "verify_archive"
-STORED_STATES = (Recording.State.ARCHIVED, Recording.State.CLEARED)
 
 
 @dataclass
-class VerifyReport:
+class VerifyReport(Report, limits={"problems": 50}):
     checked: int = 0
     ok: int = 0
     missing: int = 0
@@ -35,11 +34,6 @@ class VerifyReport:
     @property
     def clean(self) -> bool:
         return not (self.missing or self.mismatched or self.unreachable or self.hold_drift)
-
-    def as_dict(self) -> dict[str, object]:
-        data = asdict(self)
-        data["problems"] = self.problems[:50]
-        return data
 
 
 def _hold_drift(target: object, recording: Recording, *, held: bool) -> str:
@@ -58,9 +52,7 @@ def _hold_drift(target: object, recording: Recording, *, held: bool) -> str:
 def verify_archive(*, now: datetime, sample: int = 100) -> VerifyReport:
     target = get_target()
     report = VerifyReport()
-    recordings = list(
-        Recording.objects.filter(state__in=STORED_STATES).order_by("verified_at", "recording_id")[:sample]
-    )
+    recordings = list(Recording.objects.stored().order_by("verified_at", "recording_id")[:sample])
     held = set(Recording.objects.filter(pk__in=[r.pk for r in recordings]).held().values_list("pk", flat=True))
     for recording in recordings:
         report.checked += 1
@@ -90,15 +82,6 @@ def verify_archive(*, now: datetime, sample: int = 100) -> VerifyReport:
             report.missing += 1
             problem = f"integrity check failed: {recording.object_key} is missing from the bucket"
         report.problems.append(f"{recording.recording_id}: {problem}")
-        with transaction.atomic():
-            Recording.objects.filter(pk=recording.pk).update(error=problem)
-            RecordingEvent.objects.create(
-                recording_id=recording.pk,
-                at=now,
-                from_state=recording.state,
-                to_state=recording.state,
-                actor=ACTOR,
-                detail=problem,
-            )
+        custody.note(recording, actor=ACTOR, detail=problem, now=now, error=problem)
     log.info("verify: %s", report.as_dict())
     return report

@@ -1,9 +1,9 @@
-"""Claims and state transitions: how two workers never take the same recording, and nothing is lost.
+"""Claims: how two workers never take the same recording, and nothing is lost.
 
 A worker claims a batch with one conditional UPDATE that only touches rows nobody holds (or whose lease
 ran out: a claim left by ``kill -9`` expires after VICIREC_CLAIM_LEASE_SECONDS) and stamps them with a
-token of its own; it then works only on the rows carrying its token. Every state change is a conditional
-UPDATE on (id, expected state, token) that appends one RecordingEvent in the same short transaction, so a
+token of its own; it then works only on the rows carrying its token. Its state changes then go through
+recordings.custody (a conditional UPDATE on id, expected state and token, with the custody event), so a
 change happens exactly once and the custody log always matches the catalog. No transaction is ever held
 open across file or network I/O.
 """
@@ -23,7 +23,8 @@ from django.conf import settings
 from django.db import connections, router, transaction
 from django.db.models import Field
 
-from recordings.models import Recording, RecordingEvent, RecordingQuerySet
+from recordings.custody import transition
+from recordings.models import Recording, RecordingQuerySet
 
 
 def new_token(stage: str) -> str:
@@ -95,28 +96,6 @@ def release(recording: Recording, *, token: str) -> None:
     Recording.objects.filter(pk=recording.pk, claimed_by=token).update(claimed_by="", claimed_until=None)
 
 
-def transition(
-    recording: Recording, *, to: str, token: str, actor: str, detail: str, now: datetime, **fields: Any
-) -> bool:
-    """Move a claimed recording from its current state to ``to``, releasing the claim.
-
-    Returns False (and changes nothing) if this worker no longer holds the claim or the state moved on.
-    """
-    values = {"state": to, "claimed_by": "", "claimed_until": None, **fields}
-    if to != recording.state:
-        values["state_changed_at"] = now
-    with transaction.atomic():
-        changed = Recording.objects.filter(pk=recording.pk, state=recording.state, claimed_by=token).update(**values)
-        if changed != 1:
-            return False
-        RecordingEvent.objects.create(
-            recording_id=recording.pk, at=now, from_state=recording.state, to_state=to, actor=actor, detail=detail
-        )
-    for name, value in values.items():
-        setattr(recording, name, value)
-    return True
-
-
 def record(changes: Sequence[tuple[Recording, dict[str, Any]]], *, token: str) -> list[bool]:
     """Save fields on claimed recordings without changing their state (e.g. the hash chain before their
     upload), in one transaction; returns for each whether it was saved (False: the claim was lost).
@@ -176,8 +155,7 @@ def fail(recording: Recording, *, token: str, actor: str, error: str, now: datet
     delay = timedelta(days=1) if permanent else recording.retry_delay()
     message = f"needs a person: {error}" if permanent else error
     # A recording already in the bucket keeps its state; one still waiting for upload becomes "failed".
-    stored = (Recording.State.ARCHIVED, Recording.State.CLEARED)
-    to = recording.state if recording.state in stored else Recording.State.FAILED
+    to = recording.state if recording.state in Recording.STORED_STATES else Recording.State.FAILED
     return transition(
         recording,
         to=to,
@@ -186,6 +164,7 @@ def fail(recording: Recording, *, token: str, actor: str, error: str, now: datet
         detail=message,
         now=now,
         error=message[:4000],
+        needs_person=permanent,
         attempts=attempts,
         next_attempt_at=now + delay,
     )

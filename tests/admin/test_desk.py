@@ -21,13 +21,14 @@ from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
-from holds.actions import Actor, place_hold
+from holds.actions import place_hold
 from holds.models import Case
 from recordings.admin import search_condition
 from recordings.models import AccessEvent, Campaign, Recording
 from retention.models import RetentionPolicy
 from tests.admin.conftest import archive_and_clear, recorded_call
 from tests.factories import make_recording, write_file
+from vicirec.actors import Actor
 
 pytestmark = pytest.mark.django_db
 

@@ -10,11 +10,12 @@ import pytest
 from django.test import Client
 from django.urls import reverse
 
-from holds.actions import Actor, place_hold
+from holds.actions import place_hold
 from holds.models import Case, LegalHold
 from recordings.models import AccessEvent, Campaign, Recording
 from retention.models import RetentionPolicy
 from tests.admin.conftest import ROLES, archive_and_clear, recorded_call
+from vicirec.actors import Actor
 
 pytestmark = pytest.mark.django_db
 

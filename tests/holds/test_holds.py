@@ -11,7 +11,7 @@ from django.core.management import call_command
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from holds.actions import Actor, place_hold, release_hold
+from holds.actions import place_hold, release_hold
 from holds.models import Case, LegalHold
 from recordings.models import Campaign, Recording
 from recordings.pipeline.archive import archive_due
@@ -20,6 +20,7 @@ from recordings.pipeline.verify import verify_archive
 from retention.models import RetentionPolicy
 from tests.factories import make_recording, write_file
 from tests.s3server import make_bucket
+from vicirec.actors import Actor
 
 pytestmark = pytest.mark.django_db
 ACTOR = Actor.command("tests")

@@ -15,7 +15,8 @@ import soundfile
 
 from recordings.demo.speech import synthesize_speech_like_wav
 from recordings.lib import codec
-from recordings.lib.codec import CodecError, HashingReader, Prepared, hash_file, prepare
+from recordings.lib.codec import CodecError, Prepared, prepare
+from recordings.lib.hashing import HashingReader, hash_file
 
 SECONDS = 4.0
 

@@ -69,8 +69,8 @@ def test_the_dashboard_takes_its_totals_from_the_snapshot_and_its_backlog_live()
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
 
+    from recordings.ops.dashboard import dashboard_data
     from recordings.ops.stats import take_snapshot
-    from recordings.views import dashboard_data
 
     now = clock.now()
     make_recording(server_ip=NODE, state="archived", stored_size=100, original_size=400, uploaded_at=now)

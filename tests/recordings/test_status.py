@@ -100,7 +100,9 @@ def test_backlog_and_failures_per_server(scheduled: None, settings: Any) -> None
     make_recording(server_ip=NODE, campaign=campaign, start_time=now - timedelta(days=1))
     make_recording(server_ip="10.0.0.12", campaign=campaign, start_time=now - timedelta(days=1), state="missing")
     make_recording(server_ip=NODE, state="archived", start_time=now - timedelta(days=4))
-    make_recording(server_ip=NODE, state="failed", error="needs a person: key holds other content", attempts=3)
+    make_recording(
+        server_ip=NODE, state="failed", error="needs a person: key holds other content", needs_person=True, attempts=3
+    )
     settings.VICIREC_STATUS_MAX_FAILED = 0
 
     status = pipeline_status(now=now)

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from holds.actions import Actor, place_hold
+from holds.actions import place_hold
 from recordings.lib.storage import S3Target
 from recordings.models import Recording, RecordingEvent
 from retention.models import DeletionCertificate
@@ -30,6 +30,7 @@ from tests.reliability.builders import add_recordings, campaign
 from tests.reliability.invariants import Baseline, Figures, check_invariants
 from tests.s3server import S3Server
 from vicirec import clock
+from vicirec.actors import Actor
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 ROOT = Path(__file__).resolve().parents[2]

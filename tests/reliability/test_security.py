@@ -19,7 +19,7 @@ from django.core.management import call_command
 from django.db import connections
 from django.test.utils import CaptureQueriesContext
 
-from holds.actions import Actor, place_hold
+from holds.actions import place_hold
 from recordings.models import Recording
 from recordings.pipeline.archive import archive_due
 from recordings.pipeline.catalog import sync_recordings
@@ -30,6 +30,7 @@ from tests.factories import VicidialData, write_file
 from tests.reliability.builders import add_recordings, campaign
 from tests.s3_fixtures import s3_archive_storage
 from tests.s3server import S3Server
+from vicirec.actors import Actor
 
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 READS = {"SELECT", "SAVEPOINT", "RELEASE"}

@@ -14,7 +14,7 @@ from django.core.exceptions import ValidationError
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
-from holds.actions import Actor, place_hold, release_hold
+from holds.actions import place_hold, release_hold
 from holds.models import Case, LegalHold
 from recordings.models import Campaign, Recording
 from recordings.pipeline import retention as enforce
@@ -25,6 +25,7 @@ from recordings.pipeline.target import get_target
 from retention.forecast import forecast
 from retention.models import DeletionCertificate, RetentionPolicy
 from tests.factories import make_recording, write_file
+from vicirec.actors import Actor
 
 pytestmark = pytest.mark.django_db
 

@@ -4,9 +4,10 @@ from typing import Any
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.management.base import CommandError, CommandParser
 
-from holds.actions import Actor, place_hold, release_hold
+from holds.actions import place_hold, release_hold
 from holds.models import Case, LegalHold
 from recordings.models import Campaign
+from vicirec.actors import Actor
 from vicirec.commands import StageCommand
 
 

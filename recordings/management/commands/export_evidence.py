@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import getpass
 from pathlib import Path
 from typing import Any
 
 from django.core.management.base import CommandError, CommandParser
 
-from recordings.export import Accessor, EvidenceExport, evidence_recordings
+from recordings.export import EvidenceExport, evidence_recordings
 from vicirec import clock
+from vicirec.actors import Actor
 from vicirec.commands import StageCommand
 
 
@@ -30,9 +30,7 @@ class Command(StageCommand):
     def run(self, **options: Any) -> Any:
         from holds.models import Case, LegalHold
 
-        user = self.acting_user(options["user"])
-        who = user.get_username() if user else f"OS user {getpass.getuser()}"
-        accessor = Accessor(user=user, name=f"{who} via export_evidence", user_agent="manage.py export_evidence")
+        accessor = Actor.command("export_evidence", self.acting_user(options["user"]))
         if options["hold"] is not None:
             hold = LegalHold.objects.filter(pk=options["hold"]).select_related("case").first()
             if hold is None:

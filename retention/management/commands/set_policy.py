@@ -4,12 +4,12 @@ from typing import Any
 from django.core.exceptions import ValidationError
 from django.core.management.base import CommandError, CommandParser
 
-from holds.actions import Actor
 from recordings.models import Campaign
 from retention import classes
 from retention.forecast import policy_change_impact
 from retention.models import RetentionPolicy
 from vicirec import clock
+from vicirec.actors import Actor
 from vicirec.commands import StageCommand
 
 

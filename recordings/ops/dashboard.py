@@ -1,0 +1,126 @@
+"""The figures of the compliance desk's dashboard (the admin index), for the view in recordings.views.
+
+The table-wide totals (by state, per server, in the bucket, month by month) come from the latest
+statistics snapshot, where the central worker computes them (recordings.ops.stats.inventory): a page view
+never scans the catalog. Only a catalog without any snapshot yet is counted live. The backlog and the
+latest failures are live queries bounded by the (state, server_ip, start_time) index.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from django.conf import settings
+from django.db.models import Count, Min
+
+from holds.models import LegalHold
+from recordings.models import PipelineSnapshot, Recording
+from recordings.ops.stats import GIB, NODE_WORK_STATES, inventory
+from retention.forecast import forecast
+
+PRICE_DEFAULTS = {
+    # USD per GB-month, list prices: Cloudflare R2 Standard; AWS S3 us-east-1, first 50 TB.
+    "VICIREC_PRICE_R2_GB_MONTH": 0.015,
+    "VICIREC_PRICE_S3_STANDARD_GB_MONTH": 0.023,
+    "VICIREC_PRICE_S3_STANDARD_IA_GB_MONTH": 0.0125,
+    "VICIREC_PRICE_S3_GLACIER_IR_GB_MONTH": 0.004,
+}
+
+# The backlog rows, in the order the dashboard shows them.
+STAGE_LABELS = (
+    (Recording.State.CAPTURED, "waiting to be archived"),
+    (Recording.State.MISSING, "file not found yet"),
+    (Recording.State.FAILED, "failed, will retry"),
+    (Recording.State.ARCHIVED, "archived, local copy still to clear"),
+)
+FAILURES_SHOWN = 10
+HOLDS_SHOWN = 10
+
+
+def price(name: str) -> float:
+    """A storage price in USD per GB-month: the setting ``name`` if set, else the list price above."""
+    return float(getattr(settings, name, PRICE_DEFAULTS[name]))
+
+
+def dashboard_data(now: datetime) -> dict[str, Any]:
+    """Every figure of the admin index, as one dict for its template (the view caches it)."""
+    totals, totals_as_of = _totals(now)
+    return {
+        "as_of": now,
+        "totals_as_of": totals_as_of,
+        **totals,
+        "stages": _stages(now),
+        "failures": _latest_failures(),
+        "forecast": forecast(now=now)["windows"],
+        "holds": list(LegalHold.objects.active().select_related("case", "campaign")[:HOLDS_SHOWN]),
+        "active_holds": LegalHold.objects.active().count(),
+        "bill": _bill(totals["cloud"]),
+    }
+
+
+def _totals(now: datetime) -> tuple[dict[str, Any], datetime]:
+    """The table-wide totals and when they were taken: the latest snapshot's, or counted now if none."""
+    snapshot = PipelineSnapshot.objects.exclude(inventory={}).order_by("-day").first()
+    if snapshot:
+        return snapshot.inventory, snapshot.taken_at
+    return inventory(now), now
+
+
+def _stages(now: datetime) -> list[dict[str, Any]]:
+    """One row per state with work left on a node: how many, the oldest call's start and its age in days."""
+    backlog = {
+        row["state"]: row
+        for row in Recording.objects.filter(state__in=NODE_WORK_STATES)
+        .order_by()
+        .values("state")
+        .annotate(n=Count("pk"), oldest=Min("start_time"))
+    }
+    stages = []
+    for state, label in STAGE_LABELS:
+        row = backlog.get(state, {})
+        oldest = row.get("oldest")
+        stages.append(
+            {
+                "state": state,
+                "label": label,
+                "n": row.get("n", 0),
+                "oldest": oldest,
+                "age_days": round((now - oldest).total_seconds() / 86400, 1) if oldest else None,
+            }
+        )
+    return stages
+
+
+def _latest_failures() -> list[dict[str, Any]]:
+    """The most recent failed or rejected recordings that carry an error, newest first."""
+    return list(
+        Recording.objects.filter(state__in=(Recording.State.FAILED, Recording.State.REJECTED))
+        .exclude(error="")
+        .order_by("-state_changed_at")
+        .values("recording_id", "state", "server_ip", "error", "state_changed_at", "attempts")[:FAILURES_SHOWN]
+    )
+
+
+def _bill(cloud: dict[str, Any]) -> list[dict[str, Any]]:
+    """What the bucket's content would cost a month on each offer. The infrequent-access classes bill every
+    object as at least 128 KB, so they are priced on ``billable_min``, not on the bytes stored."""
+    gib = cloud["bytes"] / GIB
+    gib_min = cloud["billable_min"] / GIB
+    bill: list[dict[str, Any]] = [
+        {"name": "Cloudflare R2 Standard (no egress fees)", "rate": price("VICIREC_PRICE_R2_GB_MONTH"), "gib": gib},
+        {"name": "AWS S3 Standard", "rate": price("VICIREC_PRICE_S3_STANDARD_GB_MONTH"), "gib": gib},
+        {
+            "name": "AWS S3 Standard-IA (128 KB minimum per object, 30-day minimum)",
+            "rate": price("VICIREC_PRICE_S3_STANDARD_IA_GB_MONTH"),
+            "gib": gib_min,
+        },
+        {
+            "name": "AWS S3 Glacier Instant Retrieval (128 KB minimum, 90-day minimum)",
+            "rate": price("VICIREC_PRICE_S3_GLACIER_IR_GB_MONTH"),
+            "gib": gib_min,
+        },
+    ]
+    for line in bill:
+        line["monthly"] = round(line["gib"] * line["rate"], 2)
+    return bill
