@@ -13,6 +13,8 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.auth import admin as auth_admin
+from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import BooleanField, ExpressionWrapper, Model, Q, QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, StreamingHttpResponse
@@ -399,3 +401,14 @@ class AccessEventAdmin(ReadOnlyAdmin):
     show_full_result_count = False
     paginator = BoundedPaginator
     sortable_by = ("at",)
+
+
+class UserAdmin(auth_admin.UserAdmin):
+    """People are deactivated, never deleted: their names stay on the history, holds and access logs."""
+
+    def has_delete_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
+        return False
+
+
+admin.site.unregister(get_user_model())
+admin.site.register(get_user_model(), UserAdmin)
