@@ -11,7 +11,7 @@ from django.db import models, transaction
 from django.db.models import Q
 from simple_history.models import HistoricalRecords
 
-from retention import classes
+from retention import approval, classes
 from vicirec import clock
 
 
@@ -23,6 +23,28 @@ class Codec(models.TextChoices):
 
 
 class RetentionPolicyQuerySet(models.QuerySet["RetentionPolicy"]):
+    # Bulk writes skip save() and the history: they refuse any change that shortens retention
+    # (retention.approval); shorten through save()/delete() of each policy, with an approver.
+    def create(self, *, approved_by: Any = None, reason: str = "", **kwargs: Any) -> RetentionPolicy:
+        policy = self.model(**kwargs)
+        policy.save(force_insert=True, using=self.db, approved_by=approved_by, reason=reason)
+        return policy
+
+    def update(self, **kwargs: Any) -> int:
+        approval.guard_bulk(self, kwargs)
+        return super().update(**kwargs)
+
+    def delete(self) -> tuple[int, dict[str, int]]:
+        approval.guard_bulk(self, None)
+        return super().delete()
+
+    def bulk_create(self, objs: Any, *args: Any, **kwargs: Any) -> list[RetentionPolicy]:
+        objs = list(objs)
+        changes = approval.diff(self.model, [], objs)
+        if changes:
+            raise approval.refusal(changes)
+        return super().bulk_create(objs, *args, **kwargs)
+
     def default(self) -> RetentionPolicy:
         """The policy for recordings of campaigns without one of their own (created on first use)."""
         policy = self.filter(campaign=None).first()
@@ -92,10 +114,25 @@ class RetentionPolicy(models.Model):
     def __str__(self) -> str:
         return f"policy for {self.campaign or 'all other campaigns'}"
 
-    def save(self, *args: Any, **kwargs: Any) -> None:
+    def save(self, *args: Any, approved_by: Any = None, reason: str = "", **kwargs: Any) -> None:
+        """Save; a change that shortens the retention of any recording needs ``approved_by`` (a Legal
+        approver) and a reason, both kept in the history (retention.approval)."""
         self.full_clean(exclude=["scope", "campaign"], validate_unique=False)
         self.scope = "default" if self.campaign_id is None else f"campaign:{self.campaign_id}"
-        super().save(*args, **kwargs)
+        with transaction.atomic(using=kwargs.get("using")):
+            approval.guard(self, approved_by=approved_by, reason=reason or getattr(self, "_change_reason", ""))
+            super().save(*args, **kwargs)
+        approval.forget(self)  # an approval and its reason cover this save only
+
+    def delete(self, *args: Any, approved_by: Any = None, reason: str = "", **kwargs: Any) -> Any:
+        """Delete; the campaign falls back to the default policy, so a shorter default needs an approver."""
+        with transaction.atomic(using=kwargs.get("using")):
+            approval.guard(
+                self, approved_by=approved_by, reason=reason or getattr(self, "_change_reason", ""), deleting=True
+            )
+            deleted = super().delete(*args, **kwargs)
+        approval.forget(self)
+        return deleted
 
     @property
     def klass(self) -> classes.RecordClass:
@@ -226,7 +263,7 @@ class PolicyProposal(models.Model):
         policy._change_reason = f"proposal #{self.pk} approved: {reason}"[:100]  # type: ignore[attr-defined]
         with transaction.atomic():
             self._decide(user, reason, self.Status.APPROVED)
-            policy.save()
+            policy.save(approved_by=user)  # a shortening is checked and recorded in the domain
         return policy
 
     def reject(self, *, user: Any, reason: str) -> None:

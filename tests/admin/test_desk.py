@@ -25,9 +25,8 @@ from holds.actions import place_hold
 from holds.models import Case
 from recordings.admin import search_condition
 from recordings.models import AccessEvent, Campaign, Recording
-from retention.models import RetentionPolicy
 from tests.admin.conftest import archive_and_clear, recorded_call
-from tests.factories import make_recording, write_file
+from tests.factories import make_policy, make_recording, write_file
 from vicirec.actors import Actor
 
 pytestmark = pytest.mark.django_db
@@ -78,9 +77,7 @@ def test_detail_page_shows_copies_hash_chain_holds_expiry_and_custody(
     make_user: Callable[..., Any], filesystem_archive: Path
 ) -> None:
     campaign = Campaign.objects.create(kind="outbound", campaign_id="DEBT")
-    RetentionPolicy.objects.create(
-        campaign=campaign, keep_local_days=1, retain_days=1200, record_class="debt_collection", codec="mp3"
-    )
+    make_policy(campaign=campaign, keep_local_days=1, retain_days=1200, record_class="debt_collection", codec="mp3")
     recording = recorded_call(filesystem_archive, campaign=campaign, phone_number="3125550111")
     archive_and_clear()
     recording.refresh_from_db()
@@ -223,7 +220,7 @@ def test_shortening_retention_shows_its_impact_and_needs_an_approver(make_user: 
     from vicirec import clock
 
     campaign = Campaign.objects.create(kind="outbound", campaign_id="COLLECT")
-    policy = RetentionPolicy.objects.create(campaign=campaign, keep_local_days=1, retain_days=400, codec="none")
+    policy = make_policy(campaign=campaign, keep_local_days=1, retain_days=400, codec="none")
     for age in (100, 200, 300):
         make_recording(campaign=campaign, start_time=clock.now() - __import__("datetime").timedelta(days=age))
     url = reverse("admin:retention_retentionpolicy_change", args=[policy.pk])

@@ -13,8 +13,8 @@ from django.urls import reverse
 from holds.actions import place_hold
 from holds.models import Case, LegalHold
 from recordings.models import AccessEvent, Campaign, Recording
-from retention.models import RetentionPolicy
 from tests.admin.conftest import ROLES, archive_and_clear, recorded_call
+from tests.factories import make_policy
 from vicirec.actors import Actor
 
 pytestmark = pytest.mark.django_db
@@ -31,7 +31,7 @@ CAN = {
 @pytest.fixture
 def world(filesystem_archive: Path) -> dict[str, Any]:
     campaign = Campaign.objects.create(kind="outbound", campaign_id="COLLECT", name="Collections")
-    policy = RetentionPolicy.objects.create(campaign=campaign, keep_local_days=1, retain_days=400, codec="none")
+    policy = make_policy(campaign=campaign, keep_local_days=1, retain_days=400, codec="none")
     recording = recorded_call(filesystem_archive, campaign=campaign, phone_number="3125550100")
     archive_and_clear()
     recording.refresh_from_db()
