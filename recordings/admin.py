@@ -17,7 +17,7 @@ from django.contrib.auth import admin as auth_admin
 from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import BooleanField, ExpressionWrapper, Model, Q, QuerySet
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, StreamingHttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect, StreamingHttpResponse
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
@@ -146,6 +146,14 @@ def export_response(request: HttpRequest, recordings: QuerySet, scope: str) -> S
     return response
 
 
+def object_or_404(queryset: QuerySet, object_id: str) -> Any:
+    """The object with this primary key; 404 also for an id its primary key cannot be (e.g. not a number)."""
+    try:
+        return get_object_or_404(queryset, pk=object_id)
+    except (ValueError, ValidationError):
+        raise Http404("No such object.")
+
+
 class EvidenceExportMixin:
     """An object's evidence-export view, for any model admin whose objects stand for a set of recordings.
 
@@ -179,7 +187,7 @@ class EvidenceExportMixin:
     def export_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
         if not request.user.has_perm(EXPORT_PERMISSION):
             raise PermissionDenied("Exporting evidence needs the 'Can export evidence packages' permission.")
-        obj = get_object_or_404(self.export_queryset(), pk=object_id)
+        obj = object_or_404(self.export_queryset(), object_id)
         if request.method != "POST":
             opts = self.model._meta
             return HttpResponseRedirect(reverse(f"admin:{opts.app_label}_{opts.model_name}_change", args=[obj.pk]))
@@ -323,7 +331,7 @@ class RecordingAdmin(EvidenceExportMixin, ReadOnlyHistoryMixin, SimpleHistoryAdm
         ]
 
     def hold_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
-        recording = get_object_or_404(Recording, pk=object_id)
+        recording = views.recording_or_404(object_id)
         back = reverse("admin:recordings_recording_change", args=[recording.pk])
         return place_hold_from_post(self, request, back, on=str(recording), recording_ids=[recording.pk])
 
@@ -336,7 +344,11 @@ class RecordingAdmin(EvidenceExportMixin, ReadOnlyHistoryMixin, SimpleHistoryAdm
     def change_view(
         self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: dict[str, Any] | None = None
     ) -> HttpResponse:
-        recording = Recording.objects.select_related("campaign", "certificate").filter(pk=object_id).first()
+        recording = (
+            Recording.objects.select_related("campaign", "certificate").filter(pk=object_id).first()
+            if str(object_id).isdigit()
+            else None
+        )
         if recording is not None and self.has_view_permission(request, recording):
             extra_context = {**(extra_context or {}), **self.detail_context(request, recording)}
         return super().change_view(request, object_id, form_url, extra_context)
