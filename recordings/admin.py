@@ -21,6 +21,8 @@ from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
+from django_q.admin import ScheduleAdmin as DjangoQScheduleAdmin
+from django_q.models import Schedule
 from simple_history.admin import SimpleHistoryAdmin
 
 from holds.actions import place_hold
@@ -28,6 +30,7 @@ from holds.models import Case, held_condition
 from recordings import views
 from recordings.export import EvidenceExport, evidence_recordings
 from recordings.models import AccessEvent, Campaign, Recording, RecordingEvent
+from recordings.ops.schedules import validate_schedule_func
 from vicirec import clock
 from vicirec.actors import Actor
 from vicirec.admin_kit import BoundedPaginator, ReadOnlyAdmin, ReadOnlyHistoryMixin
@@ -424,3 +427,20 @@ class UserAdmin(auth_admin.UserAdmin):
 
 admin.site.unregister(get_user_model())
 admin.site.register(get_user_model(), UserAdmin)
+
+
+class ScheduleForm(forms.ModelForm):
+    def clean_func(self) -> str:
+        func = self.cleaned_data["func"]
+        validate_schedule_func(func)
+        return func
+
+
+class ScheduleAdmin(DjangoQScheduleAdmin):
+    """django-q2's schedules, which can only be pointed at vicirec's own tasks (recordings.ops.schedules)."""
+
+    form = ScheduleForm
+
+
+admin.site.unregister(Schedule)
+admin.site.register(Schedule, ScheduleAdmin)

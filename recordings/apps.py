@@ -18,3 +18,10 @@ class RecordingsConfig(AppConfig):
         pre_delete.connect(
             refuse_deleting_users_with_history, sender=get_user_model(), dispatch_uid="vicirec.records.users"
         )
+        # A schedule runs only vicirec's own tasks, however it is saved (admin, shell, setup_schedules).
+        from django.db.models.signals import pre_save
+        from django_q.models import Schedule
+
+        from recordings.ops.schedules import refuse_foreign_schedule
+
+        pre_save.connect(refuse_foreign_schedule, sender=Schedule, dispatch_uid="vicirec.schedules.func")
