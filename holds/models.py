@@ -18,9 +18,9 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models, transaction
 from django.db.models import Q, QuerySet
-from simple_history.models import HistoricalRecords
 
 from vicirec import clock
+from vicirec.records import audit_history
 
 
 class Case(models.Model):
@@ -47,7 +47,7 @@ class Case(models.Model):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
     )
 
-    history = HistoricalRecords(m2m_fields=[recordings, campaigns])
+    history = audit_history(m2m_fields=[recordings, campaigns])
 
     class Meta:
         ordering = ["name"]
@@ -115,7 +115,7 @@ class LegalHold(models.Model):
     released_by_name = models.CharField(max_length=200, blank=True)
     release_reason = models.TextField(blank=True)
 
-    history = HistoricalRecords(m2m_fields=[recordings])
+    history = audit_history(m2m_fields=[recordings])
     objects = LegalHoldQuerySet.as_manager()
 
     class Meta:

@@ -9,10 +9,10 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models, transaction
 from django.db.models import Q
-from simple_history.models import HistoricalRecords
 
 from retention import approval, classes
 from vicirec import clock
+from vicirec.records import PermanentRecord, audit_history
 
 
 class Codec(models.TextChoices):
@@ -105,7 +105,7 @@ class RetentionPolicy(models.Model):
     # indexes, and NULL campaigns would not collide), so there is exactly one default policy.
     scope = models.CharField(max_length=30, unique=True, editable=False)
 
-    history = HistoricalRecords()
+    history = audit_history()
     objects = RetentionPolicyQuerySet.as_manager()
 
     class Meta:
@@ -156,7 +156,7 @@ class RetentionPolicy(models.Model):
             raise ValidationError(errors)
 
 
-class DeletionCertificate(models.Model):
+class DeletionCertificate(PermanentRecord):
     """Proof of one defensible deletion. Written once, in the same transaction as the deletion's record,
     and never changed or deleted (save() refuses updates, delete() refuses, the admin is read-only)."""
 
@@ -179,14 +179,6 @@ class DeletionCertificate(models.Model):
 
     def __str__(self) -> str:
         return f"deletion certificate for recording {self.recording_id} ({self.deleted_at:%Y-%m-%d})"
-
-    def save(self, *args: Any, **kwargs: Any) -> None:
-        if self.pk is not None:
-            raise ValidationError("Deletion certificates are permanent and cannot be changed.")
-        super().save(*args, **kwargs)
-
-    def delete(self, *args: Any, **kwargs: Any) -> Any:
-        raise ValidationError("Deletion certificates are permanent and cannot be deleted.")
 
 
 class PolicyProposal(models.Model):
@@ -225,7 +217,7 @@ class PolicyProposal(models.Model):
     decided_at = models.DateTimeField(null=True, blank=True)
     decision_reason = models.TextField(blank=True)
 
-    history = HistoricalRecords()
+    history = audit_history()
 
     class Meta:
         ordering = ["-proposed_at"]
