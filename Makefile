@@ -37,8 +37,11 @@ demo: setup
 	$(PY) manage.py run_lifecycle
 	@echo
 	@echo "Done: the demo's recordings are cataloged and archived (see above)."
-	@echo "Open the admin:  $(PY) manage.py createsuperuser && $(PY) manage.py runserver"
+	@echo "Open the admin:  $(PY) manage.py createsuperuser"
+	@echo "                 VICIREC_DEMO_NO_2FA=1 $(PY) manage.py runserver"
 	@echo "                 then browse http://127.0.0.1:8000/admin/"
+	@echo "VICIREC_DEMO_NO_2FA=1 is for the demo only: it lets superusers and Legal approvers sign in without"
+	@echo "an authenticator code (production: manage.py enrol_totp USER; check --deploy refuses the switch)."
 
 test: setup $(VENV)/.browser-deps
 	$(VENV)/bin/pytest

@@ -506,7 +506,7 @@ def run(args: argparse.Namespace, server: S3Server, home: Path, spool: Path) -> 
 
     from recordings.lib.codec import prepare
     from recordings.models import Campaign, Recording
-    from retention.models import RetentionPolicy
+    from tests.factories import make_policy  # policies shorter than the default need an approver
 
     (spool / "MP3").mkdir()
     rss: dict[str, float] = {"after_setup": round(peak_rss_mb(), 1)}
@@ -528,7 +528,7 @@ def run(args: argparse.Namespace, server: S3Server, home: Path, spool: Path) -> 
     rss["after_corpus"] = round(peak_rss_mb(), 1)
 
     campaign = Campaign.objects.create(kind="outbound", campaign_id="BENCH", name="Benchmark")
-    RetentionPolicy.objects.create(campaign=campaign, keep_local_days=0, retain_days=3650, codec="mp3")
+    make_policy(campaign=campaign, keep_local_days=0, retain_days=3650, codec="mp3")
     now = timezone.now()
     client = baseline_client(server)
     cpu = CpuMeter(server.proc.pid)

@@ -38,7 +38,7 @@ def populate(rows: int, spool: Path) -> None:
     from recordings.demo.vicidial_schema import VicidialWriter
     from recordings.models import Campaign, Recording
     from recordings.vicidial import RecordingLog
-    from retention.models import RetentionPolicy
+    from tests.factories import make_policy  # policies shorter than the default need an approver
 
     with VicidialWriter() as writer:
         writer.create_tables()
@@ -62,7 +62,7 @@ def populate(rows: int, spool: Path) -> None:
             ],
         )
     campaign = Campaign.objects.create(kind="outbound", campaign_id="C", name="C")
-    RetentionPolicy.objects.create(campaign=campaign, keep_local_days=1, retain_days=365, codec="mp3")
+    make_policy(campaign=campaign, keep_local_days=1, retain_days=365, codec="mp3")
     batch = []
     for n in range(rows):
         due = n < 200

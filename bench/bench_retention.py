@@ -24,12 +24,12 @@ NOW = datetime(2026, 11, 20, tzinfo=UTC)
 def populate(rows: int) -> None:
     from holds.actions import place_hold
     from recordings.models import Campaign, Recording
-    from retention.models import RetentionPolicy
+    from tests.factories import make_policy  # policies shorter than the default need an approver
     from vicirec.actors import Actor
 
     campaigns = [Campaign.objects.create(kind="outbound", campaign_id=f"C{n}", name=f"Campaign {n}") for n in range(10)]
     for c in campaigns:
-        RetentionPolicy.objects.create(campaign=c, keep_local_days=3, retain_days=90, codec="none")
+        make_policy(campaign=c, keep_local_days=3, retain_days=90, codec="none")
     place_hold(reason="bench: campaign under litigation", actor=Actor.command("bench"), campaign=campaigns[0])
     batch = []
     for n in range(rows):

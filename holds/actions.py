@@ -5,11 +5,13 @@ the guard, and set_legal_hold simply reports that the target does not support it
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 
-from holds.models import Case, LegalHold
+from holds.guards import narrowing, proposed, releasing, snapshot
+from holds.models import Case, DeletionGate, LegalHold, PartialRelease
 from recordings.models import Campaign, Recording
 from recordings.pipeline.target import get_target
 from vicirec import clock
@@ -53,8 +55,10 @@ def place_hold(
     )
     hold.full_clean()
     _stamp(hold, actor, f"hold placed: {reason}")
-    with transaction.atomic():
+    with DeletionGate.closed():  # committed before a retention batch's last check, or after its deletions
         hold.save()
+        if case is not None:  # pin what the case covers now: it stays covered until this hold is released
+            ids = list(Recording.objects.filter(case.condition()).with_copies().values_list("pk", flat=True))
         if ids:
             _stamp(hold, actor, f"recordings put on hold: {reason}")
             hold.recordings.add(*ids)
@@ -64,10 +68,7 @@ def place_hold(
 
 def release_hold(hold: LegalHold, *, reason: str, actor: Actor) -> LegalHold:
     """Release a hold (needs holds.release_legalhold); what no other hold covers becomes deletable again."""
-    if actor.user is not None and not actor.user.has_perm("holds.release_legalhold"):
-        raise PermissionDenied("Releasing a legal hold needs the 'Can release legal holds' permission.")
-    if not reason.strip():
-        raise ValidationError("Releasing a legal hold needs a reason.")
+    check_release(actor, reason)
     if hold.released_at is not None:
         raise ValidationError(f"{hold} was already released on {hold.released_at:%Y-%m-%d %H:%M}.")
     covered = list(Recording.objects.filter(hold.condition()).stored().values_list("pk", flat=True))
@@ -76,10 +77,120 @@ def release_hold(hold: LegalHold, *, reason: str, actor: Actor) -> LegalHold:
     hold.released_by_name = actor.name
     hold.release_reason = reason.strip()
     _stamp(hold, actor, f"hold released: {reason}")
-    hold.save()
-    still_held = set(Recording.objects.filter(pk__in=covered).held().values_list("pk", flat=True))
-    apply_object_locks(Recording.objects.filter(pk__in=[pk for pk in covered if pk not in still_held]), on=False)
+    with releasing():
+        hold.save()
+    unlock_unheld(covered)
     return hold
+
+
+def check_release(actor: Actor, reason: str) -> None:
+    """A release, whole or partial, needs holds.release_legalhold (a command run without --user acts as
+    the machine's operator) and a reason."""
+    if actor.user is not None and not actor.user.has_perm("holds.release_legalhold"):
+        raise PermissionDenied("Releasing a legal hold needs the 'Can release legal holds' permission.")
+    if not reason.strip():
+        raise ValidationError("Releasing a legal hold needs a reason.")
+
+
+def unlock_unheld(recording_ids: Iterable[int]) -> None:
+    """Clear the bucket's legal hold on those of the recordings that no active hold covers any more."""
+    ids = list(recording_ids)
+    still_held = set(Recording.objects.filter(pk__in=ids).held().values_list("pk", flat=True))
+    apply_object_locks(Recording.objects.filter(pk__in=[pk for pk in ids if pk not in still_held]), on=False)
+
+
+CASE_FIELDS = ("name", "external_reference", "description", "phone_numbers", "lead_ids", "agents")
+CASE_FIELDS += ("calls_from", "calls_until")
+
+
+def change_case(case: Case, *, actor: Actor, reason: str = "", **changes: Any) -> list[PartialRelease]:
+    """Change a case: fields of CASE_FIELDS, ``recordings`` and ``campaigns`` (the whole new sets, as ids or
+    objects). Widening is free; a change that narrows a case under an active hold releases that part of each
+    such hold: it needs the release permission and a reason, unpins what it gives up, and leaves a
+    PartialRelease and a history entry on the hold. Returns the partial releases (none if nothing narrowed)."""
+    unknown = set(changes) - set(CASE_FIELDS) - {"recordings", "campaigns"}
+    if unknown:
+        raise ValidationError(f"A case has no field {', '.join(sorted(unknown))}.")
+    m2m = {k: [getattr(v, "pk", v) for v in changes.pop(k)] for k in ("recordings", "campaigns") if k in changes}
+    with transaction.atomic():
+        case = Case.objects.select_for_update().get(pk=case.pk)
+        old = snapshot(case)
+        new = proposed(old, {**changes, **m2m})
+        narrowed = narrowing(old, new)
+        holds = list(case.holds.filter(released_at__isnull=True)) if narrowed else []
+        if holds:
+            check_release(actor, reason)
+        before = {h.pk: _covered(h) for h in holds}
+        with releasing():
+            _apply_case(case, actor, reason or "case changed", changes, m2m)
+            released = [_release_part_of(h, before[h.pk], narrowed, actor=actor, reason=reason) for h in holds]
+    for part in released:
+        unlock_unheld(part.recording_ids)
+    return released
+
+
+def _covered(hold: LegalHold) -> set[int]:
+    return set(Recording.objects.filter(hold.condition()).with_copies().values_list("pk", flat=True))
+
+
+def _apply_case(case: Case, actor: Actor, reason: str, changes: dict[str, Any], m2m: dict[str, list]) -> None:
+    for key, value in changes.items():
+        setattr(case, key, value)
+    _stamp(case, actor, f"case changed: {reason}")
+    case.save()
+    for key, ids in m2m.items():
+        _stamp(case, actor, f"case changed: {reason}")
+        getattr(case, key).set(ids)
+
+
+def _release_part_of(
+    hold: LegalHold, before: set[int], narrowed: list[str], *, actor: Actor, reason: str
+) -> PartialRelease:
+    """Inside ``releasing()``: what the hold's case no longer covers is unpinned and recorded as released."""
+    assert hold.case is not None
+    now_covered = set(
+        Recording.objects.filter(pk__in=before).filter(hold.case.condition()).values_list("pk", flat=True)
+    )
+    freed = sorted(before - now_covered)
+    if freed:
+        _stamp(hold, actor, f"part released: {reason}")
+        hold.recordings.remove(*freed)
+    _stamp(hold, actor, f"part released: {reason}")
+    hold.save()  # a history entry naming who and why, like a release
+    return PartialRelease.objects.create(
+        hold=hold,
+        released_at=clock.now(),
+        released_by=actor.user,
+        released_by_name=actor.name,
+        reason=reason.strip(),
+        change="; ".join(narrowed),
+        recording_ids=freed,
+    )
+
+
+def release_part(hold: LegalHold, *, recording_ids: Iterable[int], actor: Actor, reason: str) -> PartialRelease:
+    """Take recordings picked by hand off an active hold (a hold on recordings): a release of that part."""
+    ids = sorted(set(recording_ids))
+    if hold.scope != LegalHold.Scope.RECORDINGS:
+        raise ValidationError(f"{hold} covers a {hold.scope}: change the case (or release the hold) instead.")
+    if not hold.is_active:
+        raise ValidationError(f"{hold} is already released.")
+    check_release(actor, reason)
+    with transaction.atomic(), releasing():
+        _stamp(hold, actor, f"part released: {reason}")
+        hold.recordings.remove(*ids)
+        hold.save()
+        part = PartialRelease.objects.create(
+            hold=hold,
+            released_at=clock.now(),
+            released_by=actor.user,
+            released_by_name=actor.name,
+            reason=reason.strip(),
+            change=f"recordings taken off the hold ({', '.join(map(str, ids[:20]))})",
+            recording_ids=ids,
+        )
+    unlock_unheld(ids)
+    return part
 
 
 def apply_object_locks(recordings, *, on: bool) -> int:  # type: ignore[no-untyped-def]

@@ -18,7 +18,8 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from simple_history.admin import SimpleHistoryAdmin
 
-from holds.actions import place_hold, release_hold
+from holds.actions import CASE_FIELDS, change_case, place_hold, release_hold
+from holds.guards import narrowing, proposed, snapshot
 from holds.models import Case, LegalHold
 from recordings.admin import (
     EXPORT_PERMISSION,
@@ -81,6 +82,36 @@ class CaseForm(forms.ModelForm):
             "recordings",
         ]
 
+    release_reason = forms.CharField(
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 2, "cols": 60}),
+        help_text="Only when a change narrows a case under an active hold: why that part is released.",
+    )
+    user: Any = None  # set by CaseAdmin.get_form: whose permission a narrowing change needs
+
+    def clean(self) -> dict[str, Any]:
+        """A change that narrows a case under an active hold is a release of that part: refused without the
+        release permission, and asks for a release reason with it (holds.actions.change_case enforces both)."""
+        data = super().clean()
+        if self.instance.pk is None or not self.instance.holds.filter(released_at__isnull=True).exists():
+            return data
+        old = snapshot(Case.objects.get(pk=self.instance.pk))
+        changes = narrowing(old, proposed(old, {k: v for k, v in data.items() if k in old}))
+        if not changes:
+            return data
+        if self.user is None or not self.user.has_perm(RELEASE_PERMISSION):
+            raise ValidationError(
+                "This case is under an active legal hold, so what it covers can only grow. Refused: "
+                f"{'; '.join(changes)}. Removing recordings or narrowing the criteria releases part of the hold, "
+                "which only a Legal approver (the 'Can release legal holds' permission) may do."
+            )
+        if not (data.get("release_reason") or "").strip():
+            self.add_error(
+                "release_reason",
+                f"This change releases part of the active hold ({'; '.join(changes)}): give the reason for it.",
+            )
+        return data
+
 
 def case_preview(case: Case) -> dict[str, Any]:
     """What a case covers now: count, bytes, call date span, already deleted, already held."""
@@ -118,11 +149,32 @@ class CaseAdmin(EvidenceExportMixin, ReadOnlyHistoryMixin, SimpleHistoryAdmin):
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False  # a case is part of the record; close it by releasing its holds
 
+    def get_form(self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any) -> Any:
+        form = super().get_form(request, obj, change=change, **kwargs)
+        return type(form.__name__, (form,), {"user": request.user})
+
     def save_model(self, request: HttpRequest, obj: Case, form: Any, change: bool) -> None:
-        if not change:
-            obj.created_by = request.user  # type: ignore[assignment]
-        obj._change_reason = "case changed in the admin" if change else "case opened in the admin"  # type: ignore[attr-defined]
+        if change:  # through the domain: a narrowing change is a partial release (permission, reason, history)
+            data = form.cleaned_data
+            fields = {k: data[k] for k in CASE_FIELDS if k in data}
+            parts = change_case(
+                obj,
+                actor=Actor.person(request.user),
+                reason=data.get("release_reason") or "",
+                recordings=data.get("recordings", []),
+                campaigns=data.get("campaigns", []),
+                **fields,
+            )
+            for part in parts:
+                self.message_user(request, f"Part of {part.hold} released: {part.change}.", messages.WARNING)
+            return
+        obj.created_by = request.user  # type: ignore[assignment]
+        obj._change_reason = "case opened in the admin"  # type: ignore[attr-defined]
         super().save_model(request, obj, form, change)
+
+    def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
+        if not change:  # a change already set recordings and campaigns through change_case
+            super().save_related(request, form, formsets, change)
 
     def get_urls(self) -> list[Any]:
         wrap = self.admin_site.admin_view

@@ -8,15 +8,19 @@ asks it again at the moment of deletion.
 
 from __future__ import annotations
 
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db import models
+from django.db import models, transaction
 from django.db.models import Q, QuerySet
-from simple_history.models import HistoricalRecords
 
 from vicirec import clock
+from vicirec.records import audit_history
 
 
 class Case(models.Model):
@@ -43,7 +47,7 @@ class Case(models.Model):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
     )
 
-    history = HistoricalRecords(m2m_fields=[recordings, campaigns])
+    history = audit_history(m2m_fields=[recordings, campaigns])
 
     class Meta:
         ordering = ["name"]
@@ -111,7 +115,7 @@ class LegalHold(models.Model):
     released_by_name = models.CharField(max_length=200, blank=True)
     release_reason = models.TextField(blank=True)
 
-    history = HistoricalRecords(m2m_fields=[recordings])
+    history = audit_history(m2m_fields=[recordings])
     objects = LegalHoldQuerySet.as_manager()
 
     class Meta:
@@ -141,9 +145,11 @@ class LegalHold(models.Model):
     def condition(self) -> Q:
         if self.scope == self.Scope.CAMPAIGN:
             return Q(campaign_id=self.campaign_id)
+        # The hold's own recordings: picked by hand, or (case holds) pinned when the hold was placed.
+        own = Q(pk__in=self.recordings.through.objects.filter(legalhold_id=self.pk).values("recording_id"))
         if self.scope == self.Scope.CASE and self.case is not None:
-            return self.case.condition()
-        return Q(pk__in=self.recordings.through.objects.filter(legalhold_id=self.pk).values("recording_id"))
+            return self.case.condition() | own
+        return own
 
 
 def held_condition() -> Q:
@@ -155,7 +161,8 @@ def held_condition() -> Q:
     holds = list(LegalHold.objects.active().select_related("case"))
     if not holds:
         return Q(pk__in=[])
-    hand_picked_holds = [h.pk for h in holds if h.scope == LegalHold.Scope.RECORDINGS]
+    # Recordings picked by hand, and those a case hold pinned when it was placed: both are the hold's own.
+    hand_picked_holds = [h.pk for h in holds if h.scope != LegalHold.Scope.CAMPAIGN]
     campaigns = [h.campaign_id for h in holds if h.scope == LegalHold.Scope.CAMPAIGN]
     cases = {h.case_id: h.case for h in holds if h.scope == LegalHold.Scope.CASE and h.case is not None}
     condition = Q(pk__in=[])
@@ -182,3 +189,82 @@ def holds_covering(recording: QuerySet[Any]) -> list[LegalHold]:
         for hold in LegalHold.objects.active().select_related("case", "campaign")
         if recording.filter(hold.condition()).exists()
     ]
+
+
+class PartialRelease(models.Model):
+    """Part of an active hold given up: recordings removed from a held case or hold, or a held case's
+    criteria narrowed. Recorded like a release (who, when, why) by holds.actions, which checks the release
+    permission; the hold itself stays active for the rest."""
+
+    hold = models.ForeignKey(LegalHold, on_delete=models.PROTECT, related_name="partial_releases")
+    released_at = models.DateTimeField(default=clock.now)
+    released_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    released_by_name = models.CharField(max_length=200)
+    reason = models.TextField()
+    change = models.TextField(help_text="What was given up: the criteria narrowed, the recordings removed.")
+    recording_ids = models.JSONField(default=list, help_text="Recordings (with a copy) this hold no longer covers.")
+
+    class Meta:
+        ordering = ["-released_at"]
+
+    def __str__(self) -> str:
+        return f"part of {self.hold} released {self.released_at:%Y-%m-%d} by {self.released_by_name}"
+
+
+DELETION_LEASE_SECONDS = 300  # longest a retention batch may take between its last hold check and its end
+GATE_POLL_SECONDS = 0.05
+
+
+class DeletionGate(models.Model):
+    """One row that orders deletions and new holds. A retention batch, in one short transaction that locks
+    this row, re-checks holds and takes a lease (``in_flight`` + ``lease_until``) before its deletes; placing a
+    hold locks the row and waits while a lease is live (at most DELETION_LEASE_SECONDS), then commits the hold
+    while holding the lock. So a hold is either committed before a batch's last check (and wins) or only
+    after that batch's deletions ended. No transaction is held across storage I/O."""
+
+    in_flight = models.PositiveIntegerField(default=0)
+    lease_until = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"deletion gate ({self.in_flight} batch(es) deleting, lease until {self.lease_until})"
+
+    @classmethod
+    def _locked(cls) -> DeletionGate:
+        gate, _ = cls.objects.select_for_update().get_or_create(pk=1)
+        return gate
+
+    def busy(self) -> bool:
+        return self.in_flight > 0 and self.lease_until is not None and self.lease_until > clock.now()
+
+    @classmethod
+    def enter(cls) -> None:
+        """Take a deletion lease; call inside the transaction that re-checks holds, before it."""
+        gate = cls._locked()
+        gate.in_flight = gate.in_flight + 1 if gate.busy() else 1  # an expired lease was left by a dead run
+        gate.lease_until = clock.now() + timedelta(seconds=DELETION_LEASE_SECONDS)
+        gate.save(update_fields=["in_flight", "lease_until"])
+
+    @classmethod
+    def leave(cls) -> None:
+        """Give the lease back once the batch's deletions are done (or failed)."""
+        with transaction.atomic():
+            gate = cls._locked()
+            gate.in_flight = max(gate.in_flight - 1, 0)
+            if gate.in_flight == 0:
+                gate.lease_until = None
+            gate.save(update_fields=["in_flight", "lease_until"])
+
+    @classmethod
+    @contextmanager
+    def closed(cls) -> Iterator[None]:
+        """A transaction holding the gate with no deletion lease live (or the longest lease waited out):
+        what is committed inside it is seen by every later hold check of a deletion."""
+        deadline = time.monotonic() + DELETION_LEASE_SECONDS
+        while True:
+            with transaction.atomic():
+                if not cls._locked().busy() or time.monotonic() >= deadline:
+                    yield
+                    return
+            time.sleep(GATE_POLL_SECONDS)

@@ -13,12 +13,16 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.auth import admin as auth_admin
+from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import BooleanField, ExpressionWrapper, Model, Q, QuerySet
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, StreamingHttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect, StreamingHttpResponse
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
+from django_q.admin import ScheduleAdmin as DjangoQScheduleAdmin
+from django_q.models import Schedule
 from simple_history.admin import SimpleHistoryAdmin
 
 from holds.actions import place_hold
@@ -26,6 +30,7 @@ from holds.models import Case, held_condition
 from recordings import views
 from recordings.export import EvidenceExport, evidence_recordings
 from recordings.models import AccessEvent, Campaign, Recording, RecordingEvent
+from recordings.ops.schedules import validate_schedule_func
 from vicirec import clock
 from vicirec.actors import Actor
 from vicirec.admin_kit import BoundedPaginator, ReadOnlyAdmin, ReadOnlyHistoryMixin
@@ -144,6 +149,14 @@ def export_response(request: HttpRequest, recordings: QuerySet, scope: str) -> S
     return response
 
 
+def object_or_404(queryset: QuerySet, object_id: str) -> Any:
+    """The object with this primary key; 404 also for an id its primary key cannot be (e.g. not a number)."""
+    try:
+        return get_object_or_404(queryset, pk=object_id)
+    except (ValueError, ValidationError):
+        raise Http404("No such object.")
+
+
 class EvidenceExportMixin:
     """An object's evidence-export view, for any model admin whose objects stand for a set of recordings.
 
@@ -177,7 +190,7 @@ class EvidenceExportMixin:
     def export_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
         if not request.user.has_perm(EXPORT_PERMISSION):
             raise PermissionDenied("Exporting evidence needs the 'Can export evidence packages' permission.")
-        obj = get_object_or_404(self.export_queryset(), pk=object_id)
+        obj = object_or_404(self.export_queryset(), object_id)
         if request.method != "POST":
             opts = self.model._meta
             return HttpResponseRedirect(reverse(f"admin:{opts.app_label}_{opts.model_name}_change", args=[obj.pk]))
@@ -321,7 +334,7 @@ class RecordingAdmin(EvidenceExportMixin, ReadOnlyHistoryMixin, SimpleHistoryAdm
         ]
 
     def hold_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
-        recording = get_object_or_404(Recording, pk=object_id)
+        recording = views.recording_or_404(object_id)
         back = reverse("admin:recordings_recording_change", args=[recording.pk])
         return place_hold_from_post(self, request, back, on=str(recording), recording_ids=[recording.pk])
 
@@ -334,7 +347,11 @@ class RecordingAdmin(EvidenceExportMixin, ReadOnlyHistoryMixin, SimpleHistoryAdm
     def change_view(
         self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: dict[str, Any] | None = None
     ) -> HttpResponse:
-        recording = Recording.objects.select_related("campaign", "certificate").filter(pk=object_id).first()
+        recording = (
+            Recording.objects.select_related("campaign", "certificate").filter(pk=object_id).first()
+            if str(object_id).isdigit()
+            else None
+        )
         if recording is not None and self.has_view_permission(request, recording):
             extra_context = {**(extra_context or {}), **self.detail_context(request, recording)}
         return super().change_view(request, object_id, form_url, extra_context)
@@ -399,3 +416,31 @@ class AccessEventAdmin(ReadOnlyAdmin):
     show_full_result_count = False
     paginator = BoundedPaginator
     sortable_by = ("at",)
+
+
+class UserAdmin(auth_admin.UserAdmin):
+    """People are deactivated, never deleted: their names stay on the history, holds and access logs."""
+
+    def has_delete_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
+        return False
+
+
+admin.site.unregister(get_user_model())
+admin.site.register(get_user_model(), UserAdmin)
+
+
+class ScheduleForm(forms.ModelForm):
+    def clean_func(self) -> str:
+        func = self.cleaned_data["func"]
+        validate_schedule_func(func)
+        return func
+
+
+class ScheduleAdmin(DjangoQScheduleAdmin):
+    """django-q2's schedules, which can only be pointed at vicirec's own tasks (recordings.ops.schedules)."""
+
+    form = ScheduleForm
+
+
+admin.site.unregister(Schedule)
+admin.site.register(Schedule, ScheduleAdmin)

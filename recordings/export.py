@@ -10,6 +10,8 @@ Layout (inside one top folder ``evidence-<export id>/``):
   recording that retention deleted, and the SHA-256 of the file in this package.
 * ``custody_log.csv`` — every state change (custody log), model history entry and access (including this
   export) of each recording.
+* In the two CSV files a text cell that starts with ``=``, ``+``, ``-`` or ``@`` gets a leading ``'``, so a
+  spreadsheet shows it instead of running it as a formula (csv_cell); ``manifest.json`` keeps raw values.
 * ``README.txt`` — what this is and how to verify it; ``SHA256SUMS`` — ``sha256sum -c SHA256SUMS`` checks
   every other file.
 
@@ -54,6 +56,16 @@ CONTENT_TYPES = {
     "flac": "audio/flac",
     "gsm": "audio/x-gsm",
 }
+
+
+FORMULA_STARTS = ("=", "+", "-", "@")
+
+
+def csv_cell(value: Any) -> Any:
+    """A CSV cell a spreadsheet cannot run: text starting with = + - @ gets a leading single quote."""
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
+    return value
 
 
 # --- the access log (who is looking: vicirec.actors.Actor) ---------------------------------------
@@ -478,13 +490,17 @@ class EvidenceExport:
                 first = False
                 manifest_rows.writerow(
                     [
-                        json.dumps(entry[c], sort_keys=True) if isinstance(entry.get(c), (dict, list)) else entry.get(c)
+                        csv_cell(
+                            json.dumps(entry[c], sort_keys=True)
+                            if isinstance(entry.get(c), (dict, list))
+                            else entry.get(c)
+                        )
                         for c in MANIFEST_COLUMNS
                     ]
                 )
                 self.report.recordings += 1
             for row in _custody_rows(ids):
-                custody_rows.writerow(row)
+                custody_rows.writerow([csv_cell(cell) for cell in row])
 
     def _summary(self) -> dict[str, Any]:
         return {

@@ -8,11 +8,11 @@ from typing import Any
 
 from django.db import models
 from django.db.models import Q
-from simple_history.models import HistoricalRecords
 
 from holds.models import held_condition, holds_covering
 from retention.models import RetentionPolicy
 from vicirec import clock
+from vicirec.records import PermanentRecord, audit_history
 
 
 class Campaign(models.Model):
@@ -28,7 +28,7 @@ class Campaign(models.Model):
     active = models.BooleanField(default=True)
     first_seen_at = models.DateTimeField(default=clock.now)
 
-    history = HistoricalRecords(excluded_fields=["first_seen_at"])
+    history = audit_history(excluded_fields=["first_seen_at"])
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["kind", "campaign_id"], name="campaign_kind_id_unique")]
@@ -149,7 +149,7 @@ class Recording(models.Model):
     objects = RecordingQuerySet.as_manager()
     # Changes made by people (admin, commands) get model history; the pipeline's own conditional
     # updates are logged in RecordingEvent instead (a queryset update writes no model history).
-    history = HistoricalRecords(
+    history = audit_history(
         excluded_fields=[
             "claimed_by",
             "claimed_until",
@@ -226,7 +226,7 @@ class Expiry:
         return text + "."
 
 
-class RecordingEvent(models.Model):
+class RecordingEvent(PermanentRecord):
     """Append-only custody log: every state change of a recording, who or what made it, and why.
 
     Pipeline stages change many rows with conditional UPDATEs (which write no model history); each such
@@ -249,7 +249,6 @@ class RecordingEvent(models.Model):
 
 
 from django.conf import settings  # noqa: E402
-from django.core.exceptions import ValidationError  # noqa: E402
 
 from recordings.vicidial import (  # noqa: E402,F401  (register VICIdial's unmanaged models with this app)
     RecordingLog,
@@ -262,7 +261,7 @@ from recordings.vicidial import (  # noqa: E402,F401  (register VICIdial's unman
 )
 
 
-class AccessEvent(models.Model):
+class AccessEvent(PermanentRecord):
     """Append-only access log: every play, download, VICIdial-link open and evidence export of a recording.
 
     Written by the playback views and the evidence export, shown read-only to the Auditor, and included in
@@ -303,14 +302,6 @@ class AccessEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.username} {self.action} recording {self.recording_id} at {self.at:%Y-%m-%d %H:%M:%S}"
-
-    def save(self, *args: Any, **kwargs: Any) -> None:
-        if self.pk is not None:
-            raise ValidationError("Access events are permanent and cannot be changed.")
-        super().save(*args, **kwargs)
-
-    def delete(self, *args: Any, **kwargs: Any) -> Any:
-        raise ValidationError("Access events are permanent and cannot be deleted.")
 
 
 class PipelineSnapshot(models.Model):

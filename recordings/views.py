@@ -1,27 +1,32 @@
 """Views of the compliance desk outside the model admins: playback, VICIdial's recording links, the dashboard.
 
-Playback and links serve only what the catalog names: a recording's own object key (through a short-lived
-presigned URL, or from the archive folder) or its own local path (through spool.resolve, which refuses
-anything outside the spool folders). Every response that hands out audio first writes an AccessEvent.
+Playback and links serve only what the catalog names: a recording's own object key (in the bucket or the
+archive folder) or its own local path (through spool.resolve, which refuses anything outside the spool
+folders). vicirec streams the bytes itself, so the AccessEvent is written when the audio starts to leave
+(its first chunk), not when a page or a URL is made, and a request that only asks for headers writes none.
+Audio is served only to requests from the desk's own pages (same_origin): a page of another site that
+points an <audio>, <img> or link at these URLs gets nothing and writes nothing.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from pathlib import PurePosixPath
+from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.contrib import admin
 from django.contrib.auth.decorators import login_required
 from django.core.cache import cache
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import (
-    FileResponse,
     Http404,
     HttpRequest,
     HttpResponse,
     HttpResponseRedirect,
     StreamingHttpResponse,
 )
+from django.urls import reverse
 
 from recordings.export import find_copy, log_access
 from recordings.lib.storage import StorageError
@@ -35,43 +40,73 @@ PLAY_PERMISSION = "recordings.play_recording"
 # --- playback ------------------------------------------------------------------------------------
 
 
+def same_origin(request: HttpRequest) -> bool:
+    """True when the request comes from the desk's own pages (or the address bar), never from another site.
+
+    Browsers say where a request comes from in Sec-Fetch-Site ("same-origin", or "none" for an address
+    typed or bookmarked); older ones send Origin or Referer, which must name this host. A request with none
+    of them is refused too: a page of another site can strip Referer, but not add Sec-Fetch-Site.
+    """
+    site = request.META.get("HTTP_SEC_FETCH_SITE")
+    if site:
+        return site in {"same-origin", "none"}
+    source = request.META.get("HTTP_ORIGIN") or request.META.get("HTTP_REFERER")
+    if not source:
+        return False
+    here = urlsplit(request.build_absolute_uri("/"))
+    there = urlsplit(source)
+    return (there.scheme, there.netloc) == (here.scheme, here.netloc)
+
+
+def _logged(chunks: Iterator[bytes], on_first: Callable[[], object]) -> Iterator[bytes]:
+    """The chunks, with on_first() called once just before the first one leaves."""
+    first = True
+    for chunk in chunks:
+        if first:
+            on_first()
+            first = False
+        yield chunk
+
+
 def serve_recording(request: HttpRequest, recording: Recording, *, action: str) -> HttpResponse:
-    """Redirect to a presigned URL, or stream the file; log the access first. Caller checks permission."""
+    """Stream the recording's copy; the access is logged as its first bytes leave. Caller checks permission."""
     try:
         copy = find_copy(recording)
     except StorageError as exc:
         return HttpResponse(f"The archive could not be reached: {exc.message}", status=503, content_type="text/plain")
     if copy is None:
         raise Http404(f"No copy of recording {recording.pk} can be reached from here (state: {recording.state}).")
-    detail = f"from the {copy.source}"
-    if copy.url:
-        detail += f" through a presigned URL valid {settings.VICIREC_PRESIGN_SECONDS} s"
-    log_access([recording.pk], action=action, who=Actor.from_request(request), detail=detail)
-    if copy.url:
-        response: HttpResponse = HttpResponseRedirect(copy.url)
-    elif copy.path is None:  # the archive folder: streamed through the storage module
-        response = StreamingHttpResponse(copy.chunks(), content_type=copy.content_type)
-        disposition = "attachment" if action == AccessEvent.Action.DOWNLOAD else "inline"
-        response["Content-Disposition"] = f'{disposition}; filename="{recording.pk}_{copy.name}"'
-    else:
-        response = FileResponse(
-            copy.path.open("rb"),
-            content_type=copy.content_type,
-            as_attachment=action == AccessEvent.Action.DOWNLOAD,
-            filename=f"{recording.pk}_{copy.name}",
-        )
+    who = Actor.from_request(request)
+
+    def record() -> None:
+        log_access([recording.pk], action=action, who=who, detail=f"served from the {copy.source}")
+
+    body = iter(()) if request.method == "HEAD" else _logged(copy.chunks(), record)
+    response = StreamingHttpResponse(body, content_type=copy.content_type)
+    disposition = "attachment" if action == AccessEvent.Action.DOWNLOAD else "inline"
+    response["Content-Disposition"] = f'{disposition}; filename="{recording.pk}_{copy.name}"'
+    if copy.size:
+        response["Content-Length"] = str(copy.size)
     response["Cache-Control"] = "private, no-store"
     return response
 
 
+def recording_or_404(object_id: str) -> Recording:
+    """The recording with this id; 404 for an id that is absent or not a number at all."""
+    try:
+        return Recording.objects.get(pk=int(object_id))
+    except (ValueError, ValidationError, Recording.DoesNotExist):
+        raise Http404("No such recording.")
+
+
 def play(request: HttpRequest, object_id: str) -> HttpResponse:
-    """/admin/recordings/recording/<id>/play/ (``?download=1`` to download); needs recordings.play_recording."""
+    """/admin/recordings/recording/<id>/play/ (``?download=1`` to download); needs recordings.play_recording
+    and a request from the desk's own pages (same_origin)."""
     if not request.user.has_perm(PLAY_PERMISSION):
         raise PermissionDenied("Playing recordings needs the 'Can play and download recordings' permission.")
-    try:
-        recording = Recording.objects.get(pk=int(object_id))
-    except (ValueError, Recording.DoesNotExist):
-        raise Http404("No such recording.")
+    recording = recording_or_404(object_id)
+    if not same_origin(request):
+        raise PermissionDenied("Recordings are played from vicirec's own pages only.")
     action = AccessEvent.Action.DOWNLOAD if request.GET.get("download") else AccessEvent.Action.PLAY
     return serve_recording(request, recording, action=action)
 
@@ -105,7 +140,12 @@ def vicidial_link(request: HttpRequest, path: str) -> HttpResponse:
     if not matches:
         raise Http404("No recording in the catalog has this file name.")
     exact = [r for r in matches if r.vicidial_location.endswith(f"/RECORDINGS/{path}")]
-    return serve_recording(request, (exact or matches)[0], action=AccessEvent.Action.LINK)
+    recording = (exact or matches)[0]
+    if not same_origin(request):
+        # A link followed from VICIdial's screens (another site) opens the recording's page; playing it
+        # there is a request of the desk's own, and is recorded then.
+        return HttpResponseRedirect(reverse("admin:recordings_recording_change", args=[recording.pk]))
+    return serve_recording(request, recording, action=AccessEvent.Action.LINK)
 
 
 # --- the dashboard ---------------------------------------------------------------------------------

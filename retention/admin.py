@@ -1,11 +1,14 @@
 """Retention policies and deletion certificates in the admin.
 
 A policy page shows its record class, the legal minimum and its source, and — before a change that
-shortens retention is saved — the impact of that change (retention.forecast.policy_change_impact): the
-first save shows it, a second save with "I have reviewed the impact" ticked applies it. Shortening
-retention or going below the legal minimum needs retention.approve_policy_override (Legal approver); Ops
-may propose such a change (the preview is the proposal) and save changes that keep recordings as long or
-longer. Every save carries a change reason into the policy's history.
+shortens retention is saved — the impact of that change (retention.forecast.shortening_impact): the
+first save shows it, a second save with "I have reviewed the impact" ticked applies it. Whether a change
+shortens retention is decided by the domain (retention.approval, compared with the policy that applies
+today: a new campaign policy, a policy moved to another campaign, a lower record class all count), and
+RetentionPolicy.save() enforces it; the form only explains it first. Shortening retention or going below the
+legal minimum needs retention.approve_policy_override (Legal approver); Ops are refused and file such a
+change as a policy proposal, and save changes that keep recordings as long or longer. Every save carries
+a change reason into the policy's history.
 """
 
 from __future__ import annotations
@@ -20,12 +23,11 @@ from django.http import HttpRequest
 from django.template.defaultfilters import filesizeformat
 from simple_history.admin import SimpleHistoryAdmin
 
-from retention.forecast import policy_change_impact
+from retention.approval import APPROVE_PERMISSION, describe, is_approver, shortenings
+from retention.forecast import shortening_impact
 from retention.models import DeletionCertificate, PolicyProposal, RetentionPolicy
 from vicirec import clock
 from vicirec.admin_kit import BoundedPaginator, ReadOnlyAdmin, ReadOnlyHistoryMixin
-
-APPROVE_PERMISSION = "retention.approve_policy_override"
 
 
 def impact_sentence(impact: dict[str, Any]) -> str:
@@ -53,32 +55,26 @@ class PolicyForm(forms.ModelForm):
 
     def clean(self) -> dict[str, Any]:
         data = super().clean()
-        new_days = data.get("retain_days")
-        if new_days is None:
+        if data.get("retain_days") is None:
             return data
-        old = RetentionPolicy.objects.filter(pk=self.instance.pk).first() if self.instance.pk else None
-        shorter = old is not None and new_days < old.retain_days
-        candidate = RetentionPolicy(retain_days=new_days, record_class=data.get("record_class") or "general")
-        below_floor = candidate.below_floor
-        approver = self.user is not None and self.user.has_perm(APPROVE_PERMISSION)
-        if (shorter or below_floor) and not approver:
-            what = "below the record class's legal minimum" if below_floor else "shorter than now"
-            message = f"Retention {what} needs a Legal approver: file it as a policy proposal" + (
-                f" — {impact_sentence(policy_change_impact(old, new_retain_days=new_days, now=clock.now()))}"
-                if old
-                else "."
+        candidate = RetentionPolicy(
+            pk=self.instance.pk,
+            campaign=data.get("campaign"),
+            retain_days=data["retain_days"],
+            record_class=data.get("record_class") or "general",
+        )
+        changes = shortenings(candidate)
+        impact = impact_sentence(shortening_impact(changes, now=clock.now()))
+        if (changes or candidate.below_floor) and not is_approver(self.user):
+            what = f"shorter than today ({describe(changes)})" if changes else "below the record class's legal minimum"
+            raise ValidationError(
+                f"Nothing was saved. Retention {what} needs a Legal approver: file it as a policy proposal "
+                f"(Retention › Policy proposals › Add) — {impact}"
             )
-            raise ValidationError(message)
-        if old is not None and "_preview" in self.data:
-            impact = policy_change_impact(old, new_retain_days=new_days, now=clock.now())
-            self.add_error(None, f"Preview only, nothing saved. {impact_sentence(impact)}")
-        elif shorter and not data.get("impact_reviewed"):
-            assert old is not None
-            impact = policy_change_impact(old, new_retain_days=new_days, now=clock.now())
-            self.add_error(
-                "impact_reviewed",
-                f"{impact_sentence(impact)} Tick “I have reviewed the impact” and save again to apply it.",
-            )
+        if "_preview" in self.data:
+            self.add_error(None, f"Preview only, nothing saved. {impact}")
+        elif changes and not data.get("impact_reviewed"):
+            self.add_error("impact_reviewed", f"{impact} Tick “I have reviewed the impact” and save again to apply it.")
         return data
 
 
@@ -135,8 +131,9 @@ class RetentionPolicyAdmin(ReadOnlyHistoryMixin, SimpleHistoryAdmin):
         return obj.below_floor
 
     def save_model(self, request: HttpRequest, obj: RetentionPolicy, form: Any, change: bool) -> None:
-        obj._change_reason = form.cleaned_data["change_reason"]  # type: ignore[attr-defined]
-        super().save_model(request, obj, form, change)
+        reason = form.cleaned_data["change_reason"]
+        obj._change_reason = reason  # type: ignore[attr-defined]
+        obj.save(approved_by=request.user if is_approver(request.user) else None, reason=reason)
 
 
 @admin.register(DeletionCertificate)
@@ -245,9 +242,10 @@ class PolicyProposalAdmin(ReadOnlyHistoryMixin, SimpleHistoryAdmin):
     def save_model(self, request: HttpRequest, obj: PolicyProposal, form: Any, change: bool) -> None:
         if not change:
             obj.proposed_by, obj.proposed_at = request.user, clock.now()
-            current = obj.target_policy()
-            if current.pk:
-                obj.impact = policy_change_impact(current, new_retain_days=obj.retain_days, now=obj.proposed_at)
+            proposed = obj.target_policy()
+            for name in ("keep_local_days", "retain_days", "record_class", "codec", "override_reason"):
+                setattr(proposed, name, getattr(obj, name))
+            obj.impact = shortening_impact(shortenings(proposed), now=obj.proposed_at)
             obj._change_reason = f"proposed: {obj.reason}"[:100]  # type: ignore[attr-defined]
             super().save_model(request, obj, form, change)
             return
@@ -259,4 +257,12 @@ class PolicyProposalAdmin(ReadOnlyHistoryMixin, SimpleHistoryAdmin):
             else:
                 fresh.reject(user=request.user, reason=reason)
         except ValidationError as exc:
+            request._proposal_not_applied = True  # type: ignore[attr-defined]
             messages.error(request, "Not applied: " + " ".join(exc.messages))
+
+    def message_user(
+        self, request: HttpRequest, message: Any, level: int = messages.INFO, *args: Any, **kw: Any
+    ) -> None:
+        if level == messages.SUCCESS and getattr(request, "_proposal_not_applied", False):
+            return  # the decision was not applied: no "changed successfully" next to "Not applied"
+        super().message_user(request, message, level, *args, **kw)

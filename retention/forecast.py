@@ -10,6 +10,7 @@ from django.db.models import Count, Sum
 from django.db.models.functions import Coalesce
 
 from recordings.models import Recording
+from retention.approval import Shortening
 from retention.models import RetentionPolicy
 
 
@@ -89,3 +90,21 @@ def policy_change_impact(policy: RetentionPolicy, *, new_retain_days: int, now: 
         "bytes_within_90_days": soon_totals["size"],
         "earliest_new_deletion": now.isoformat() if now_totals["n"] else None,
     }
+
+
+IMPACT_COUNTS = ("newly_eligible_now", "bytes_now", "held_now", "eligible_within_90_days", "bytes_within_90_days")
+
+
+def shortening_impact(changes: list[Shortening], *, now: datetime) -> dict[str, object]:
+    """What a change would make eligible for deletion, summed over every scope it shortens
+    (retention.approval.shortenings: a new or moved policy touches two scopes, a shorter default all of its own)."""
+    total: dict[str, object] = dict.fromkeys(IMPACT_COUNTS, 0) | {"earliest_new_deletion": None}
+    for change in changes:
+        current = RetentionPolicy(campaign_id=change.campaign_id, retain_days=change.before.retain_days)
+        part = policy_change_impact(current, new_retain_days=change.after.retain_days, now=now)
+        for key in IMPACT_COUNTS:
+            total[key] += part[key]  # type: ignore[operator]
+        total["earliest_new_deletion"] = total["earliest_new_deletion"] or part["earliest_new_deletion"]
+    if not any(c.after.retain_days < c.before.retain_days for c in changes):
+        total["note"] = "no retention period gets shorter: nothing becomes eligible earlier"
+    return total

@@ -9,10 +9,10 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models, transaction
 from django.db.models import Q
-from simple_history.models import HistoricalRecords
 
-from retention import classes
+from retention import approval, classes
 from vicirec import clock
+from vicirec.records import PermanentRecord, audit_history
 
 
 class Codec(models.TextChoices):
@@ -23,6 +23,28 @@ class Codec(models.TextChoices):
 
 
 class RetentionPolicyQuerySet(models.QuerySet["RetentionPolicy"]):
+    # Bulk writes skip save() and the history: they refuse any change that shortens retention
+    # (retention.approval); shorten through save()/delete() of each policy, with an approver.
+    def create(self, *, approved_by: Any = None, reason: str = "", **kwargs: Any) -> RetentionPolicy:
+        policy = self.model(**kwargs)
+        policy.save(force_insert=True, using=self.db, approved_by=approved_by, reason=reason)
+        return policy
+
+    def update(self, **kwargs: Any) -> int:
+        approval.guard_bulk(self, kwargs)
+        return super().update(**kwargs)
+
+    def delete(self) -> tuple[int, dict[str, int]]:
+        approval.guard_bulk(self, None)
+        return super().delete()
+
+    def bulk_create(self, objs: Any, *args: Any, **kwargs: Any) -> list[RetentionPolicy]:
+        objs = list(objs)
+        changes = approval.diff(self.model, [], objs)
+        if changes:
+            raise approval.refusal(changes)
+        return super().bulk_create(objs, *args, **kwargs)
+
     def default(self) -> RetentionPolicy:
         """The policy for recordings of campaigns without one of their own (created on first use)."""
         policy = self.filter(campaign=None).first()
@@ -83,7 +105,7 @@ class RetentionPolicy(models.Model):
     # indexes, and NULL campaigns would not collide), so there is exactly one default policy.
     scope = models.CharField(max_length=30, unique=True, editable=False)
 
-    history = HistoricalRecords()
+    history = audit_history()
     objects = RetentionPolicyQuerySet.as_manager()
 
     class Meta:
@@ -92,10 +114,25 @@ class RetentionPolicy(models.Model):
     def __str__(self) -> str:
         return f"policy for {self.campaign or 'all other campaigns'}"
 
-    def save(self, *args: Any, **kwargs: Any) -> None:
+    def save(self, *args: Any, approved_by: Any = None, reason: str = "", **kwargs: Any) -> None:
+        """Save; a change that shortens the retention of any recording needs ``approved_by`` (a Legal
+        approver) and a reason, both kept in the history (retention.approval)."""
         self.full_clean(exclude=["scope", "campaign"], validate_unique=False)
         self.scope = "default" if self.campaign_id is None else f"campaign:{self.campaign_id}"
-        super().save(*args, **kwargs)
+        with transaction.atomic(using=kwargs.get("using")):
+            approval.guard(self, approved_by=approved_by, reason=reason or getattr(self, "_change_reason", ""))
+            super().save(*args, **kwargs)
+        approval.forget(self)  # an approval and its reason cover this save only
+
+    def delete(self, *args: Any, approved_by: Any = None, reason: str = "", **kwargs: Any) -> Any:
+        """Delete; the campaign falls back to the default policy, so a shorter default needs an approver."""
+        with transaction.atomic(using=kwargs.get("using")):
+            approval.guard(
+                self, approved_by=approved_by, reason=reason or getattr(self, "_change_reason", ""), deleting=True
+            )
+            deleted = super().delete(*args, **kwargs)
+        approval.forget(self)
+        return deleted
 
     @property
     def klass(self) -> classes.RecordClass:
@@ -119,7 +156,7 @@ class RetentionPolicy(models.Model):
             raise ValidationError(errors)
 
 
-class DeletionCertificate(models.Model):
+class DeletionCertificate(PermanentRecord):
     """Proof of one defensible deletion. Written once, in the same transaction as the deletion's record,
     and never changed or deleted (save() refuses updates, delete() refuses, the admin is read-only)."""
 
@@ -142,14 +179,6 @@ class DeletionCertificate(models.Model):
 
     def __str__(self) -> str:
         return f"deletion certificate for recording {self.recording_id} ({self.deleted_at:%Y-%m-%d})"
-
-    def save(self, *args: Any, **kwargs: Any) -> None:
-        if self.pk is not None:
-            raise ValidationError("Deletion certificates are permanent and cannot be changed.")
-        super().save(*args, **kwargs)
-
-    def delete(self, *args: Any, **kwargs: Any) -> Any:
-        raise ValidationError("Deletion certificates are permanent and cannot be deleted.")
 
 
 class PolicyProposal(models.Model):
@@ -188,7 +217,7 @@ class PolicyProposal(models.Model):
     decided_at = models.DateTimeField(null=True, blank=True)
     decision_reason = models.TextField(blank=True)
 
-    history = HistoricalRecords()
+    history = audit_history()
 
     class Meta:
         ordering = ["-proposed_at"]
@@ -226,7 +255,7 @@ class PolicyProposal(models.Model):
         policy._change_reason = f"proposal #{self.pk} approved: {reason}"[:100]  # type: ignore[attr-defined]
         with transaction.atomic():
             self._decide(user, reason, self.Status.APPROVED)
-            policy.save()
+            policy.save(approved_by=user)  # a shortening is checked and recorded in the domain
         return policy
 
     def reject(self, *, user: Any, reason: str) -> None:

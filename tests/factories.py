@@ -163,3 +163,28 @@ def make_recording(**overrides: Any) -> Recording:
     } | overrides
     values.setdefault("filename", f"{values['start_time']:%Y%m%d-%H%M%S}_{recording_id}")
     return Recording.objects.create(**values)
+
+
+def policy_approver() -> Any:
+    """A user holding the Legal approver's permission to shorten retention (for setting up test policies)."""
+    from django.contrib.auth import get_user_model
+    from django.contrib.auth.models import Permission
+    from django.contrib.contenttypes.models import ContentType
+
+    from retention.models import RetentionPolicy
+
+    user, created = get_user_model().objects.get_or_create(username="policy-approver")
+    if created:
+        content_type = ContentType.objects.get_for_model(RetentionPolicy)
+        permission, _ = Permission.objects.get_or_create(
+            content_type=content_type, codename="approve_policy_override", defaults={"name": "Can approve shortening"}
+        )
+        user.user_permissions.add(permission)
+    return get_user_model().objects.get(pk=user.pk)  # a fresh object: no stale permission cache
+
+
+def make_policy(**fields: Any) -> Any:
+    """A retention policy saved with an approver's approval (any test policy may be shorter than the default)."""
+    from retention.models import RetentionPolicy
+
+    return RetentionPolicy.objects.create(approved_by=policy_approver(), reason="test set-up", **fields)

@@ -68,3 +68,6 @@ PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 VICIREC_SETTLE_SECONDS = 0
 # Disk pressure only where a test asks for it, however full the machine running the tests is.
 VICIREC_DISK_PRESSURE_PERCENT = 100.0
+# The existing tests sign superusers and Legal approvers in with a password (the demo switch); the tests of
+# two-factor sign-in turn it off (tests/admin/test_signin.py).
+VICIREC_DEMO_NO_2FA = True

@@ -11,9 +11,10 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib import admin
-from django.core.exceptions import PermissionDenied
+from django.contrib.admin.utils import unquote
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
-from django.http import HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse
 from django.utils.functional import cached_property
 
 
@@ -27,15 +28,30 @@ class BoundedPaginator(Paginator):
         return self.object_list[: self.CAP].count()
 
 
+def require_valid_pk(model: Any, object_id: str) -> None:
+    """404 for an object id the model's primary key cannot be (e.g. letters for a number), not a server error."""
+    try:
+        model._meta.pk.to_python(unquote(object_id))
+    except ValidationError:
+        raise Http404("No such object.")
+
+
 class ReadOnlyHistoryMixin:
     """History pages for reading only: no revert button, and a POST to a history page is refused."""
+
+    model: Any
 
     def revert_disabled(self, request: HttpRequest, obj: Any = None) -> bool:
         return True
 
+    def history_view(self, request: HttpRequest, object_id: str, extra_context: Any = None) -> HttpResponse:
+        require_valid_pk(self.model, object_id)
+        return super().history_view(request, object_id, extra_context)  # type: ignore[misc]
+
     def history_form_view(
         self, request: HttpRequest, object_id: str, version_id: str, extra_context: Any = None
     ) -> HttpResponse:
+        require_valid_pk(self.model, object_id)
         if request.method == "POST":
             raise PermissionDenied("History is read-only.")
         return super().history_form_view(request, object_id, version_id, extra_context)  # type: ignore[misc]

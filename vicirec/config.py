@@ -33,7 +33,7 @@ def env_str(name: str, default: str = "") -> str:
     return os.environ.get(name, default).strip()
 
 
-def env_int(name: str, default: int, *, minimum: int = 0) -> int:
+def env_int(name: str, default: int, *, minimum: int = 0, maximum: int | None = None) -> int:
     raw = env_str(name)
     if not raw:
         return default
@@ -43,6 +43,8 @@ def env_int(name: str, default: int, *, minimum: int = 0) -> int:
         raise ConfigError(f"{name} must be a whole number, not {raw!r}.") from None
     if value < minimum:
         raise ConfigError(f"{name} must be at least {minimum}, not {value}.")
+    if maximum is not None and value > maximum:
+        raise ConfigError(f"{name} must be at most {maximum}, not {value}.")
     return value
 
 

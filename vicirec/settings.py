@@ -8,6 +8,7 @@ own database, the generated demo VICIdial database and spool, a local archive fo
 from __future__ import annotations
 
 import secrets
+from datetime import timedelta
 from pathlib import Path
 
 from vicirec.config import (
@@ -48,7 +49,9 @@ ALLOWED_HOSTS = env_list("VICIREC_ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[:
 CSRF_TRUSTED_ORIGINS = env_list("VICIREC_CSRF_TRUSTED_ORIGINS", [], sep=",")
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    # first, so that its createsuperuser (which explains two-factor enrolment) is the one manage.py runs
+    "vicirec.signin.apps.SigninConfig",
+    "vicirec.signin.apps.AdminConfig",  # django.contrib.admin with the sign-in's admin site
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -56,6 +59,9 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "simple_history",
     "django_q",
+    "axes",
+    "django_otp",
+    "django_otp.plugins.otp_totp",
     "recordings",
     "retention",
     "holds",
@@ -67,9 +73,11 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django_otp.middleware.OTPMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "simple_history.middleware.HistoryRequestMiddleware",
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "vicirec.urls"
@@ -151,7 +159,7 @@ VICIREC_WORK_DIR = VICIREC_HOME / "work"
 # --- Archive target ---------------------------------------------------------------------------------
 VICIREC_STORAGE = env_choice("VICIREC_STORAGE", "filesystem", ("filesystem", "s3", "r2"))
 VICIREC_ARCHIVE_DIR = Path(env_str("VICIREC_ARCHIVE_DIR", str(VICIREC_HOME / "archive")))
-VICIREC_PRESIGN_SECONDS = env_int("VICIREC_PRESIGN_SECONDS", 300, minimum=1)
+VICIREC_PRESIGN_SECONDS = env_int("VICIREC_PRESIGN_SECONDS", 300, minimum=1, maximum=3600)
 
 if VICIREC_STORAGE == "filesystem":
     _archive = {"BACKEND": "django.core.files.storage.FileSystemStorage", "OPTIONS": {"location": VICIREC_ARCHIVE_DIR}}
@@ -239,6 +247,37 @@ VICIREC_DISK_ALERT_PERCENT = env_float("VICIREC_DISK_ALERT_PERCENT", 95.0, maxim
 VICIREC_STATUS_MAX_FAILED = env_int("VICIREC_STATUS_MAX_FAILED", 100)
 # --- end of unattended operation ----------------------------------------------------------------------
 
+# --- Sign-in (README, "Security") --------------------------------------------------------------------
+# django-axes locks sign-in out after VICIREC_SIGNIN_FAILURE_LIMIT wrong passwords (or authenticator
+# codes) for VICIREC_SIGNIN_LOCKOUT_MINUTES; `manage.py axes_reset_username NAME` (or axes_reset_ip) lifts it.
+# Two-factor sign-in (TOTP, django-otp) is required for superusers and the groups below, optional for the
+# other roles. VICIREC_DEMO_NO_2FA=1 lifts the requirement for the demo; `check --deploy` refuses it.
+AUTHENTICATION_BACKENDS = ["vicirec.signin.backends.SigninBackend", "django.contrib.auth.backends.ModelBackend"]
+AXES_FAILURE_LIMIT = env_int("VICIREC_SIGNIN_FAILURE_LIMIT", 5, minimum=1)
+AXES_COOLOFF_TIME = timedelta(minutes=env_int("VICIREC_SIGNIN_LOCKOUT_MINUTES", 30, minimum=1))
+# Locked: an account after that many failures from anywhere, and an address after that many on any accounts.
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+AXES_CLIENT_IP_CALLABLE = "vicirec.signin.backends.client_ip"
+AXES_RESET_ON_SUCCESS = True
+AXES_VERBOSE = False
+VICIREC_DEMO_NO_2FA = env_bool("VICIREC_DEMO_NO_2FA", False)
+VICIREC_2FA_GROUPS = ["Legal approver"]
+OTP_TOTP_ISSUER = "vicirec"
+
+# --- HTTPS behind a TLS proxy (README, "Security") ---------------------------------------------------
+# VICIREC_HTTPS=1 turns on the whole set: secure cookies, redirect to https, HSTS, and trust in the
+# proxy's X-Forwarded-Proto header (the proxy must set it and strip it from clients).
+VICIREC_HTTPS = env_bool("VICIREC_HTTPS", False)
+if VICIREC_HTTPS:
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    SECURE_SSL_REDIRECT = True
+    SESSION_COOKIE_SECURE = True
+    CSRF_COOKIE_SECURE = True
+SECURE_HSTS_SECONDS = env_int("VICIREC_HSTS_SECONDS", 31536000 if VICIREC_HTTPS else 0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("VICIREC_HSTS_INCLUDE_SUBDOMAINS", VICIREC_HTTPS)
+SECURE_HSTS_PRELOAD = env_bool("VICIREC_HSTS_PRELOAD", VICIREC_HTTPS)
+SESSION_COOKIE_AGE = env_int("VICIREC_SESSION_HOURS", 12, minimum=1) * 3600
+
 # --- The rest ---------------------------------------------------------------------------------------
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
@@ -260,5 +299,7 @@ LOGGING = {
     "loggers": {
         "vicirec": {"handlers": ["console"], "level": env_str("VICIREC_LOG_LEVEL", "INFO").upper()},
         "botocore": {"level": "WARNING"},
+        # Server errors (500) with their traceback, whatever DEBUG says.
+        "django.request": {"handlers": ["console"], "level": "ERROR", "propagate": False},
     },
 }

@@ -8,10 +8,14 @@ them. Node "" (VICIREC_NODE empty: one machine serving every server) routes to t
 
 from __future__ import annotations
 
+import importlib
+import inspect
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django_q.models import Schedule
 
 from recordings.models import Recording
@@ -19,6 +23,34 @@ from vicirec.reports import Report
 
 PREFIX = "vicirec."
 NODE_STAGES = ("archive", "cleanup")
+# The only modules a schedule may call into. Named, not imported: tasks sit beside this module in the
+# layers, and django-q2 itself calls a schedule's func by its dotted name.
+TASK_MODULES = ("recordings.tasks", "retention.tasks")
+
+
+def task_functions() -> set[str]:
+    """Dotted names of vicirec's task functions: the public functions defined in TASK_MODULES."""
+    names = set()
+    for module_name in TASK_MODULES:
+        module = importlib.import_module(module_name)
+        for name, obj in vars(module).items():
+            if inspect.isfunction(obj) and obj.__module__ == module_name and not name.startswith("_"):
+                names.add(f"{module_name}.{name}")
+    return names
+
+
+def validate_schedule_func(func: str) -> None:
+    """ValidationError unless ``func`` names one of vicirec's own task functions."""
+    if func not in task_functions():
+        raise ValidationError(
+            f"A schedule can only run vicirec's own tasks ({', '.join(sorted(task_functions()))}), not {func!r}.",
+            code="not_a_task",
+        )
+
+
+def refuse_foreign_schedule(sender: Any, instance: Schedule, **kwargs: Any) -> None:
+    """pre_save of django-q2's Schedule: no schedule is saved that runs anything but a vicirec task."""
+    validate_schedule_func(instance.func)
 
 
 def central_cluster() -> str:
@@ -113,6 +145,7 @@ class ScheduleReport(Report):
     updated: list[str] = field(default_factory=list)
     stale: list[str] = field(default_factory=list)
     deleted: list[str] = field(default_factory=list)
+    foreign: list[str] = field(default_factory=list)  # schedules whose func is not a vicirec task
 
 
 def setup_schedules(*, now: datetime, nodes: list[str] | None = None, prune: bool = False) -> ScheduleReport:
@@ -123,7 +156,10 @@ def setup_schedules(*, now: datetime, nodes: list[str] | None = None, prune: boo
     """
     report = ScheduleReport(nodes=configured_nodes() if nodes is None else nodes)
     plans = planned_schedules(report.nodes)
+    tasks = task_functions()
+    report.foreign = sorted(n for n, f in Schedule.objects.values_list("name", "func") if f not in tasks)
     for plan in plans:
+        validate_schedule_func(plan.func)
         values = {
             "func": plan.func,
             "args": None,
@@ -143,4 +179,7 @@ def setup_schedules(*, now: datetime, nodes: list[str] | None = None, prune: boo
     if prune and report.stale:
         stale.delete()
         report.deleted, report.stale = report.stale, []
+    if prune and report.foreign:
+        Schedule.objects.filter(name__in=report.foreign).delete()
+        report.deleted, report.foreign = sorted(report.deleted + report.foreign), []
     return report

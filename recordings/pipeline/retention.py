@@ -2,7 +2,9 @@
 
 SAFETY RULES
 - A held recording is never deleted: holds are checked when the batch is chosen and again, in one query,
-  immediately before its files are deleted; a hold placed while a run is under way wins.
+  immediately before its files are deleted, under the deletion gate (holds.models.DeletionGate): a hold
+  being placed waits until the batch's deletions are done, so none is committed between that last check
+  and the delete calls (within the gate's lease); a hold placed while a run is under way wins.
 - A run that would delete more than VICIREC_RETENTION_MAX_SHARE of the archive stops and asks for
   --confirm (a mistyped policy must not empty the bucket).
 - --dry-run walks the same selection and deletes nothing.
@@ -20,8 +22,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from django.conf import settings
+from django.db import transaction
 
-from holds.models import LegalHold
+from holds.models import DeletionGate, LegalHold
 from recordings.custody import transition_batch
 from recordings.lib import spool
 from recordings.lib.storage import StorageError
@@ -153,8 +156,21 @@ def _delete_local_copies(
 
 
 def _delete_batch(batch: list[Recording], *, target, token: str, now: datetime, report: RetentionReport) -> None:
+    # The deletion gate: one short transaction locks it, takes a lease and re-checks holds; a hold being
+    # placed waits for the lease, so it is committed either before this check or after these deletions.
+    with transaction.atomic():
+        DeletionGate.enter()
+        batch, active_holds = _drop_held(batch, token=token, report=report)
+    try:
+        _delete_checked(batch, active_holds, target=target, token=token, now=now, report=report)
+    finally:
+        DeletionGate.leave()
+
+
+def _delete_checked(
+    batch: list[Recording], active_holds: int, *, target, token: str, now: datetime, report: RetentionReport
+) -> None:
     default, policies = RetentionPolicy.objects.for_campaign_ids()
-    batch, active_holds = _drop_held(batch, token=token, report=report)
     cloud_deleted, failed = _delete_cloud(batch, target)
     local_deleted = _delete_local_copies(batch, failed, token=token, now=now, report=report)
     if not local_deleted:

@@ -22,6 +22,8 @@ from tests.factories import make_recording
 
 ROLES = ("Legal", "Legal approver", "Ops", "Auditor")
 PASSWORD = "correct-horse-battery-staple"
+# What a browser sends with a request made by the desk's own pages (playback is served to no other).
+DESK = {"Sec-Fetch-Site": "same-origin"}
 roles_migration = importlib.import_module("holds.migrations.0002_compliance_roles")
 
 

@@ -18,10 +18,9 @@ from django.urls import reverse
 
 from holds.models import Case, LegalHold
 from recordings.models import AccessEvent, Campaign, Recording
-from retention.models import RetentionPolicy
 from tests.admin.conftest import PASSWORD, archive_and_clear, recorded_call
 from tests.admin.test_desk import verify_zip
-from tests.factories import make_recording
+from tests.factories import make_policy, make_recording
 
 webdriver = pytest.importorskip("selenium.webdriver")
 from selenium.webdriver.chrome.service import Service  # noqa: E402
@@ -103,9 +102,7 @@ def wait_for(predicate: Callable[[], Any], timeout: float = 15.0) -> Any:
 @pytest.fixture
 def desk(filesystem_archive: Path, make_user: Callable[..., Any]) -> dict[str, Any]:
     collections = Campaign.objects.create(kind="outbound", campaign_id="COLLECT", name="Collections")
-    RetentionPolicy.objects.create(
-        campaign=collections, keep_local_days=1, retain_days=1200, record_class="debt_collection", codec="mp3"
-    )
+    make_policy(campaign=collections, keep_local_days=1, retain_days=1200, record_class="debt_collection", codec="mp3")
     sales = Campaign.objects.create(kind="outbound", campaign_id="SALES", name="Sales")
     target = recorded_call(filesystem_archive, seconds=3, campaign=collections, phone_number="3125550177", agent="1007")
     for n in range(6):

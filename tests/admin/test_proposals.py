@@ -11,6 +11,7 @@ from django.urls import reverse
 from recordings.models import Campaign
 from retention.models import PolicyProposal, RetentionPolicy
 from tests.admin.conftest import PASSWORD
+from tests.factories import make_policy
 
 pytestmark = pytest.mark.django_db
 
@@ -18,9 +19,7 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture
 def collect(db: None) -> RetentionPolicy:
     campaign = Campaign.objects.create(kind="outbound", campaign_id="COLLECT", name="Collections")
-    return RetentionPolicy.objects.create(
-        campaign=campaign, keep_local_days=3, retain_days=1200, record_class="debt_collection"
-    )
+    return make_policy(campaign=campaign, keep_local_days=3, retain_days=1200, record_class="debt_collection")
 
 
 def signed_in(user: Any) -> Client:

@@ -17,8 +17,7 @@ from recordings.models import Campaign, Recording
 from recordings.pipeline.archive import archive_due
 from recordings.pipeline.target import get_target
 from recordings.pipeline.verify import verify_archive
-from retention.models import RetentionPolicy
-from tests.factories import make_recording, write_file
+from tests.factories import make_policy, make_recording, write_file
 from tests.s3server import make_bucket
 from vicirec.actors import Actor
 
@@ -114,7 +113,7 @@ def test_holds_set_the_buckets_object_lock_and_verify_reports_drift(s3_server, s
     bucket = make_bucket(s3_server, object_lock=True)
     settings.STORAGES = {**settings.STORAGES, "archive": s3_archive_storage(s3_server, bucket)}
     campaign = Campaign.objects.create(kind="outbound", campaign_id="LOCKED")
-    RetentionPolicy.objects.create(campaign=campaign, keep_local_days=1, retain_days=90, codec="none")
+    make_policy(campaign=campaign, keep_local_days=1, retain_days=90, codec="none")
     held, free = (make_recording(campaign=campaign, start_time=NOW - timedelta(days=5)) for _ in range(2))
     for r in (held, free):
         write_file(spool_dir, f"MP3/{r.filename}-all.mp3", b"mp3 audio " * 100)

@@ -24,8 +24,7 @@ from recordings.pipeline.cleanup import cleanup_local
 from recordings.pipeline.target import get_target
 from recordings.pipeline.verify import verify_archive
 from recordings.pipeline.workqueue import claim, record
-from retention.models import RetentionPolicy
-from tests.factories import make_recording, write_file
+from tests.factories import make_policy, make_recording, write_file
 from tests.faults import FlipOneByte
 
 pytestmark = pytest.mark.django_db
@@ -52,7 +51,7 @@ def target(request: pytest.FixtureRequest, settings: Any, tmp_path: Path) -> str
 @pytest.fixture
 def sales(db: None) -> Campaign:
     campaign = Campaign.objects.create(kind="outbound", campaign_id="SALES", name="Sales")
-    RetentionPolicy.objects.create(campaign=campaign, keep_local_days=3, retain_days=365, codec="mp3")
+    make_policy(campaign=campaign, keep_local_days=3, retain_days=365, codec="mp3")
     return campaign
 
 

@@ -17,9 +17,8 @@ import pytest
 
 from recordings.demo.speech import synthesize_speech_like_wav
 from recordings.models import Campaign, Recording, RecordingEvent
-from retention.models import RetentionPolicy
 from tests import workers
-from tests.factories import make_recording
+from tests.factories import make_policy, make_recording
 from tests.s3server import S3Server
 from vicirec import clock
 
@@ -36,7 +35,7 @@ def worker_env(s3_server: S3Server, s3_bucket: str, spool_dir: Path, tmp_path: P
 @pytest.fixture
 def due_recordings(spool_dir: Path) -> list[Recording]:
     campaign = Campaign.objects.create(kind="outbound", campaign_id="COLLECT", name="Collections")
-    RetentionPolicy.objects.create(campaign=campaign, keep_local_days=3, retain_days=1000, codec="mp3")
+    make_policy(campaign=campaign, keep_local_days=3, retain_days=1000, codec="mp3")
     recordings = []
     for n in range(24):
         recording = make_recording(start_time=clock.now() - timedelta(days=10, minutes=n), campaign=campaign)

@@ -28,8 +28,7 @@ from django_q.models import Schedule, Success
 from recordings.demo.speech import synthesize_speech_like_wav
 from recordings.models import Campaign, Recording, RecordingEvent
 from recordings.ops.schedules import node_cluster
-from retention.models import RetentionPolicy
-from tests.factories import make_recording
+from tests.factories import make_policy, make_recording
 from tests.s3server import S3Server
 from tests.workers import worker_env
 from vicirec import clock
@@ -175,7 +174,7 @@ def test_two_node_workers_archive_each_recording_once_on_its_own_node_and_surviv
     nodes: dict[str, Node], q_name: str, s3_server: S3Server, s3_bucket: str
 ) -> None:
     campaign = Campaign.objects.create(kind="outbound", campaign_id="COLLECT", name="Collections")
-    RetentionPolicy.objects.create(campaign=campaign, keep_local_days=3, retain_days=1000, codec="mp3")
+    make_policy(campaign=campaign, keep_local_days=3, retain_days=1000, codec="mp3")
     a, b = nodes["10.0.0.11"], nodes["10.0.0.12"]
     on_a = recordings_on(a, campaign, count=16, seconds=30)
     on_b = recordings_on(b, campaign, count=6, seconds=10)

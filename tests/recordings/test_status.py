@@ -18,8 +18,7 @@ from recordings.ops.status import pipeline_status
 from recordings.pipeline.archive import due_for_upload
 from recordings.pipeline.cleanup import cleanup_local
 from recordings.pipeline.workqueue import claim
-from retention.models import RetentionPolicy
-from tests.factories import make_recording
+from tests.factories import make_policy, make_recording
 from vicirec import clock
 
 pytestmark = pytest.mark.django_db
@@ -95,7 +94,7 @@ def test_a_stage_that_never_ran_long_after_it_was_due_is_stalled(scheduled: None
 def test_backlog_and_failures_per_server(scheduled: None, settings: Any) -> None:
     now = clock.now()
     campaign = Campaign.objects.create(kind="outbound", campaign_id="SALES")
-    RetentionPolicy.objects.create(campaign=campaign, keep_local_days=3, retain_days=365)
+    make_policy(campaign=campaign, keep_local_days=3, retain_days=365)
     make_recording(server_ip=NODE, campaign=campaign, start_time=now - timedelta(days=5))
     make_recording(server_ip=NODE, campaign=campaign, start_time=now - timedelta(days=1))
     make_recording(server_ip="10.0.0.12", campaign=campaign, start_time=now - timedelta(days=1), state="missing")
@@ -121,7 +120,7 @@ def test_disk_pressure_makes_young_recordings_due_oldest_first_and_deletes_nothi
 ) -> None:
     now = clock.now()
     campaign = Campaign.objects.create(kind="outbound", campaign_id="SALES")
-    RetentionPolicy.objects.create(campaign=campaign, keep_local_days=3, retain_days=365)
+    make_policy(campaign=campaign, keep_local_days=3, retain_days=365)
     newer = make_recording(server_ip=NODE, campaign=campaign, start_time=now - timedelta(hours=1))
     older = make_recording(server_ip=NODE, campaign=campaign, start_time=now - timedelta(hours=2))
     make_recording(server_ip="10.0.0.12", campaign=campaign, start_time=now - timedelta(hours=3))

@@ -8,15 +8,14 @@ from pathlib import Path
 
 from recordings.demo.speech import synthesize_speech_like_wav
 from recordings.models import Campaign, Recording
-from retention.models import RetentionPolicy
-from tests.factories import make_recording
+from tests.factories import make_policy, make_recording
 from tests.reliability.invariants import Baseline, sha256_of
 
 
 def campaign(campaign_id: str, *, keep_local_days: int = 1, retain_days: int = 365, codec: str = "mp3") -> Campaign:
     c = Campaign.objects.create(kind="outbound", campaign_id=campaign_id, name=campaign_id)
     reason = "" if retain_days >= 366 * 7 else "short retention for the reliability tests"
-    RetentionPolicy.objects.create(
+    make_policy(
         campaign=c, keep_local_days=keep_local_days, retain_days=retain_days, codec=codec, override_reason=reason
     )
     return c

@@ -23,8 +23,8 @@ from recordings.pipeline.cleanup import cleanup_local
 from recordings.pipeline.retention import RetentionSafetyStop, enforce_retention
 from recordings.pipeline.target import get_target
 from retention.forecast import forecast
-from retention.models import DeletionCertificate, RetentionPolicy
-from tests.factories import make_recording, write_file
+from retention.models import DeletionCertificate
+from tests.factories import make_policy, make_recording, write_file
 from vicirec.actors import Actor
 
 pytestmark = pytest.mark.django_db
@@ -35,9 +35,7 @@ ACTOR = Actor.command("tests")
 
 def campaign(campaign_id: str, retain_days: int, record_class: str = "general", **kw: Any) -> Campaign:
     c = Campaign.objects.create(kind="outbound", campaign_id=campaign_id, name=campaign_id)
-    RetentionPolicy.objects.create(
-        campaign=c, keep_local_days=1, retain_days=retain_days, record_class=record_class, codec="none", **kw
-    )
+    make_policy(campaign=c, keep_local_days=1, retain_days=retain_days, record_class=record_class, codec="none", **kw)
     return c
 
 

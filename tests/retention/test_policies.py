@@ -15,7 +15,7 @@ from django.db import IntegrityError, transaction
 
 from recordings.models import Campaign
 from retention.models import RetentionPolicy
-from tests.factories import make_recording
+from tests.factories import make_policy, make_recording, policy_approver
 
 pytestmark = pytest.mark.django_db
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
@@ -31,7 +31,7 @@ def test_a_policy_below_its_class_floor_is_refused_without_an_override_reason(co
     with pytest.raises(ValidationError, match="below the 3-year minimum"):
         policy.save()
     policy.override_reason = "counsel: Reg F clock starts at last activity, tracked in the CRM"
-    policy.save()
+    policy.save(approved_by=policy_approver(), reason="counsel's reading of Reg F")
     assert policy.history.latest().override_reason.startswith("counsel")
 
 
@@ -47,6 +47,8 @@ def test_set_policy_saves_with_history_and_refuses_below_floor(collect: Campaign
         "debt_collection",
         "--reason",
         "Reg F",
+        "--approved-by",
+        policy_approver().username,
         stdout=StringIO(),
     )
     policy = RetentionPolicy.objects.get(campaign=collect)
@@ -58,7 +60,7 @@ def test_set_policy_saves_with_history_and_refuses_below_floor(collect: Campaign
 
 
 def test_set_policy_dry_run_shows_what_a_shorter_policy_would_make_deletable(collect: Campaign) -> None:
-    RetentionPolicy.objects.create(campaign=collect, keep_local_days=3, retain_days=730)
+    make_policy(campaign=collect, keep_local_days=3, retain_days=730)
     for age in (100, 400, 500, 800):
         make_recording(campaign=collect, start_time=NOW - timedelta(days=age), original_size=1000, state="cleared")
     out = StringIO()
@@ -73,9 +75,7 @@ def test_set_policy_dry_run_shows_what_a_shorter_policy_would_make_deletable(col
 
 
 def test_each_recording_can_say_when_it_expires_and_why(collect: Campaign) -> None:
-    RetentionPolicy.objects.create(
-        campaign=collect, keep_local_days=3, retain_days=1100, record_class="debt_collection"
-    )
+    make_policy(campaign=collect, keep_local_days=3, retain_days=1100, record_class="debt_collection")
     recording = make_recording(campaign=collect, start_time=datetime(2026, 1, 5, tzinfo=UTC))
     expiry = recording.expiry()
     assert expiry.expires_at == datetime(2026, 1, 5, tzinfo=UTC) + timedelta(days=1100)
@@ -87,4 +87,4 @@ def test_exactly_one_default_policy() -> None:
     first = RetentionPolicy.objects.default()
     assert RetentionPolicy.objects.default() == first
     with pytest.raises(IntegrityError), transaction.atomic():
-        RetentionPolicy.objects.create(campaign=None, keep_local_days=1, retain_days=10)
+        make_policy(campaign=None, keep_local_days=1, retain_days=10)

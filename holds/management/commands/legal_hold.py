@@ -4,7 +4,8 @@ from typing import Any
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.management.base import CommandError, CommandParser
 
-from holds.actions import place_hold, release_hold
+from holds.actions import change_case, place_hold, release_hold, release_part
+from holds.guards import narrowing, proposed, snapshot
 from holds.models import Case, LegalHold
 from recordings.models import Campaign
 from vicirec.actors import Actor
@@ -30,15 +31,22 @@ class Command(StageCommand):
         release = sub.add_parser("release", help="release a hold")
         release.add_argument("hold_id", type=int)
         release.add_argument("--reason", required=True)
+        part = sub.add_parser("release-part", help="release part of an active hold (needs the release permission)")
+        part.add_argument("hold_id", type=int)
+        part.add_argument("--recording", type=int, nargs="+", default=[], help="recordings to take off the hold")
+        part.add_argument("--phone", nargs="+", default=[], help="case hold: phone numbers to remove from the case")
+        part.add_argument("--lead", type=int, nargs="+", default=[], help="case hold: lead ids to remove")
+        part.add_argument("--agent", nargs="+", default=[], help="case hold: agents to remove")
+        part.add_argument("--reason", required=True)
         sub.add_parser("list", help="list active holds")
-        for p in (place, release, sub.choices["list"]):
+        for p in (place, release, part, sub.choices["list"]):
             p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
 
     def run(self, **options: Any) -> Any:
         user = self.acting_user(options["user"])
         actor = Actor.command("legal_hold", user)
         try:
-            return getattr(self, options["action"])(actor, options)
+            return getattr(self, options["action"].replace("-", "_"))(actor, options)
         except (ValidationError, PermissionDenied) as exc:
             raise CommandError("; ".join(getattr(exc, "messages", [str(exc)])))
 
@@ -52,12 +60,7 @@ class Command(StageCommand):
             case, _ = Case.objects.get_or_create(
                 name=options["case"], defaults={"external_reference": options["reference"], "created_by": actor.user}
             )
-            case.phone_numbers = sorted(set(case.phone_numbers) | set(options["phone"]))
-            case.lead_ids = sorted(set(case.lead_ids) | set(options["lead"]))
-            case.agents = sorted(set(case.agents) | set(options["agent"]))
-            case._history_user = actor.user  # type: ignore[attr-defined]
-            case._change_reason = f"criteria set for a hold [{actor.name}]"[:100]  # type: ignore[attr-defined]
-            case.save()
+            self._add_criteria(case, actor, options)
         hold = place_hold(
             reason=options["reason"], actor=actor, recording_ids=options["recording"], campaign=campaign, case=case
         )
@@ -67,6 +70,50 @@ class Command(StageCommand):
             "hold_id": hold.pk,
             "scope": hold.scope,
             "covers_now": Recording.objects.filter(hold.condition()).count(),
+        }
+
+    def _add_criteria(self, case: Case, actor: Actor, options: dict[str, Any]) -> None:
+        """Add the criteria given to the case, through holds.actions.change_case. On a case under an active
+        hold, a value for a criterion it does not use yet narrows the hold: refused here."""
+        criteria = {
+            "phone_numbers": sorted(set(case.phone_numbers) | set(options["phone"])),
+            "lead_ids": sorted(set(case.lead_ids) | set(options["lead"])),
+            "agents": sorted(set(case.agents) | set(options["agent"])),
+        }
+        if case.holds.filter(released_at__isnull=True).exists():
+            old = snapshot(case)
+            narrowed = narrowing(old, proposed(old, criteria))
+            if narrowed:
+                raise CommandError(
+                    f"case {case.name!r} is under an active legal hold and this would narrow it "
+                    f"({'; '.join(narrowed)}): open a new case for these criteria"
+                )
+        change_case(case, actor=actor, reason="criteria set for a hold", **criteria)
+
+    def release_part(self, actor: Actor, options: dict[str, Any]) -> dict[str, Any]:
+        hold = LegalHold.objects.filter(pk=options["hold_id"]).select_related("case").first()
+        if hold is None or not hold.is_active:
+            raise CommandError(f"no active legal hold #{options['hold_id']}")
+        if hold.scope == LegalHold.Scope.RECORDINGS:
+            part = release_part(hold, recording_ids=options["recording"], actor=actor, reason=options["reason"])
+            return {"hold_id": hold.pk, "released": part.recording_ids, "change": part.change}
+        if hold.case is None:
+            raise CommandError(f"{hold} covers a whole campaign: release the hold instead")
+        case = hold.case
+        parts = change_case(
+            case,
+            actor=actor,
+            reason=options["reason"],
+            phone_numbers=[p for p in case.phone_numbers if str(p) not in set(options["phone"])],
+            lead_ids=[x for x in case.lead_ids if int(x) not in set(options["lead"])],
+            agents=[a for a in case.agents if str(a) not in set(options["agent"])],
+            recordings=[pk for pk in case.recordings.values_list("pk", flat=True) if pk not in options["recording"]],
+        )
+        mine = [p for p in parts if p.hold_id == hold.pk]
+        return {
+            "hold_id": hold.pk,
+            "released": mine[0].recording_ids if mine else [],
+            "change": mine[0].change if mine else "nothing narrowed",
         }
 
     def release(self, actor: Actor, options: dict[str, Any]) -> dict[str, Any]:

@@ -31,6 +31,8 @@ class Command(StageCommand):
         ]
         if data["stale"]:
             lines.append(f"stale (not planned; --prune deletes them): {', '.join(data['stale'])}")
+        if data.get("foreign"):
+            lines.append(f"not running a vicirec task (--prune deletes them): {', '.join(data['foreign'])}")
         if data["deleted"]:
             lines.append(f"deleted: {', '.join(data['deleted'])}")
         return "\n".join(lines)
