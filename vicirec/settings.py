@@ -8,6 +8,7 @@ own database, the generated demo VICIdial database and spool, a local archive fo
 from __future__ import annotations
 
 import secrets
+import warnings
 from datetime import timedelta
 from pathlib import Path
 
@@ -56,6 +57,8 @@ INSTALLED_APPS = [
     "django.contrib.contenttypes",
     "django.contrib.sessions",
     "django.contrib.messages",
+    # before staticfiles: runserver leaves the static files to WhiteNoise, as gunicorn does
+    "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
     "simple_history",
     "django_q",
@@ -69,6 +72,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # The desk's stylesheets and scripts, with or without DEBUG, under gunicorn or runserver (docs/deployment.md)
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -191,7 +196,8 @@ STORAGES = {
         "BACKEND": "django.core.files.storage.FileSystemStorage",
         "OPTIONS": {"location": VICIREC_HOME / "media"},
     },
-    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    # collectstatic writes gzip copies beside each file; WhiteNoise serves them to browsers that accept gzip
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
     "archive": _archive,
 }
 
@@ -290,6 +296,11 @@ USE_I18N = True
 USE_TZ = True
 STATIC_URL = "static/"
 STATIC_ROOT = VICIREC_HOME / "static"
+# WhiteNoise serves STATIC_ROOT (filled by `manage.py collectstatic`, with long-lived cache headers) and,
+# for a machine where collectstatic has not run yet, the same files straight from the installed apps: the
+# desk is styled whatever DEBUG says and whichever server runs it.
+WHITENOISE_USE_FINDERS = True
+warnings.filterwarnings("ignore", message="No directory at: ", category=UserWarning)  # before collectstatic
 
 LOGGING = {
     "version": 1,
