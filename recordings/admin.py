@@ -379,6 +379,7 @@ class RecordingAdmin(EvidenceExportMixin, ReadOnlyHistoryMixin, SimpleHistoryAdm
             "history": list(recording.history.select_related("history_user").order_by("-history_date")[:50]),
             "can_play": can_play,
             "play_url": reverse("admin:recordings_recording_play", args=[recording.pk]),
+            "listen_token": views.listen_token(user, recording.pk) if can_play else "",
             "can_hold": user.has_perm(HOLD_PERMISSION) and recording.state != Recording.State.EXPIRED,
             "hold_url": reverse("admin:recordings_recording_hold", args=[recording.pk]),
             "hold_form": PlaceHoldForm(),

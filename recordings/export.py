@@ -39,7 +39,7 @@ from typing import IO, Any
 from django.conf import settings
 
 from recordings.lib import spool
-from recordings.lib.storage import StorageError
+from recordings.lib.storage import StorageError, iter_file
 from recordings.models import AccessEvent, Recording, RecordingEvent, RecordingQuerySet
 from recordings.pipeline.target import get_target
 from vicirec.actors import Actor
@@ -120,14 +120,23 @@ class Copy:
     def content_type(self) -> str:
         return CONTENT_TYPES.get(PurePosixPath(self.name).suffix.lstrip(".").lower(), "application/octet-stream")
 
-    def chunks(self) -> Iterator[bytes]:
+    def chunks(self, *, start: int = 0, end: int | None = None) -> Iterator[bytes]:
+        """The copy's bytes (from `start` to `end` inclusive: a ranged read of the bucket or the file)."""
         if self.target is not None:
-            yield from self.target.iter_object(self.key, self.version_id)
+            yield from self.target.iter_object(self.key, self.version_id, start=start, end=end)
             return
         assert self.path is not None
         with self.path.open("rb") as handle:
-            while chunk := handle.read(CHUNK):
-                yield chunk
+            yield from iter_file(handle, start=start, end=end)
+
+    def byte_size(self) -> int | None:
+        """The size served: the file's own for a local copy, the size the bucket confirmed for an archived one."""
+        if self.path is not None:
+            try:
+                return self.path.stat().st_size
+            except OSError:
+                return None
+        return self.size
 
 
 def find_copy(recording: Recording, *, target: Any = None, expires: int | None = None) -> Copy | None:
