@@ -38,6 +38,7 @@ from django.http import (
     HttpResponseRedirect,
     StreamingHttpResponse,
 )
+from django.shortcuts import render
 from django.urls import reverse
 
 from recordings.export import find_copy, log_access
@@ -211,11 +212,29 @@ def vicidial_link(request: HttpRequest, path: str) -> HttpResponse:
         raise Http404("No recording in the catalog has this file name.")
     exact = [r for r in matches if r.vicidial_location.endswith(f"/RECORDINGS/{path}")]
     recording = (exact or matches)[0]
+    if recording.state == Recording.State.EXPIRED or hasattr(recording, "certificate"):
+        return deleted_page(request, recording)
     if not same_origin(request):
         # A link followed from VICIdial's screens (another site) opens the recording's page; playing it
         # there is a request of the desk's own, and is recorded then.
         return HttpResponseRedirect(reverse("admin:recordings_recording_change", args=[recording.pk]))
     return serve_recording(request, recording, action=AccessEvent.Action.LINK)
+
+
+CERTIFICATE_PERMISSION = "retention.view_deletioncertificate"
+
+
+def deleted_page(request: HttpRequest, recording: Recording) -> HttpResponse:
+    """410 Gone for a link to a recording deleted under retention: its deletion certificate for those who
+    may see certificates, the date alone for the others. No audio exists, so nothing is served or logged."""
+    certificate = getattr(recording, "certificate", None)
+    context = {
+        "page_title": "Recording deleted under retention",
+        "recording": recording,
+        "deleted_at": certificate.deleted_at if certificate else recording.expired_at,
+        "certificate": certificate if request.user.has_perm(CERTIFICATE_PERMISSION) else None,
+    }
+    return render(request, "vicirec/deleted.html", context, status=410)
 
 
 # --- the dashboard ---------------------------------------------------------------------------------
