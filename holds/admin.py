@@ -32,6 +32,7 @@ from recordings.export import evidence_recordings
 from recordings.models import Recording
 from vicirec.actors import Actor
 from vicirec.admin_kit import ReadOnlyHistoryMixin
+from vicirec.date_range import DayOrMomentField
 
 RELEASE_PERMISSION = "holds.release_legalhold"
 
@@ -66,6 +67,8 @@ class CaseForm(forms.ModelForm):
     phone_numbers = ListField(help_text="Phone numbers, as VICIdial stores them (e.g. 3125551212).")
     lead_ids = ListField(integers=True, help_text="VICIdial lead ids.")
     agents = ListField(help_text="VICIdial user ids of agents.")
+    calls_from = DayOrMomentField(label="Calls from")
+    calls_until = DayOrMomentField(label="Calls until")
 
     class Meta:
         model = Case

@@ -11,13 +11,15 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import timedelta
+from datetime import datetime, timedelta
+from datetime import time as dt_time
 from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models, transaction
 from django.db.models import Q, QuerySet
+from django.utils import timezone
 
 from vicirec import clock
 from vicirec.records import audit_history
@@ -70,7 +72,7 @@ class Case(models.Model):
         if self.calls_from:
             parts.append(Q(start_time__gte=self.calls_from))
         if self.calls_until:
-            parts.append(Q(start_time__lte=self.calls_until))
+            parts.append(until_condition(self.calls_until))
         if not parts:
             return None
         condition = parts[0]
@@ -83,6 +85,21 @@ class Case(models.Model):
         picked = Q(pk__in=self.recordings.through.objects.filter(case_id=self.pk).values("recording_id"))
         criteria = self.criteria()
         return picked | criteria if criteria is not None else picked
+
+
+def until_end(value: datetime) -> tuple[datetime, bool]:
+    """Where a case's "calls until" ends, and whether that end is excluded. A value at midnight in the
+    desk's time zone is a date given without a time: it covers that whole day, up to (not including)
+    midnight of the next. Any other time covers calls up to and including that moment."""
+    local = timezone.localtime(value)
+    if local.timetz().replace(tzinfo=None) == dt_time.min:
+        return local + timedelta(days=1), True
+    return value, False
+
+
+def until_condition(value: datetime) -> Q:
+    end, excluded = until_end(value)
+    return Q(start_time__lt=end) if excluded else Q(start_time__lte=end)
 
 
 class LegalHoldQuerySet(models.QuerySet["LegalHold"]):

@@ -34,6 +34,7 @@ from recordings.ops.schedules import validate_schedule_func
 from vicirec import clock
 from vicirec.actors import Actor
 from vicirec.admin_kit import BoundedPaginator, ReadOnlyAdmin, ReadOnlyHistoryMixin
+from vicirec.date_range import DateRangeFilter
 
 EXPORT_PERMISSION = "recordings.export_evidence"
 HOLD_PERMISSION = "holds.add_legalhold"
@@ -223,7 +224,7 @@ class RecordingAdmin(EvidenceExportMixin, ReadOnlyHistoryMixin, SimpleHistoryAdm
         "held",
     )
     list_display_links = ("recording_id",)
-    list_filter = (HeldFilter, "state", ("start_time", admin.DateFieldListFilter), "campaign", CaseFilter)
+    list_filter = (HeldFilter, "state", ("start_time", DateRangeFilter), "campaign", CaseFilter)
     list_select_related = ("campaign",)
     search_fields = ("phone_number",)  # shows the search box; get_search_results does the matching
     search_help_text = (

@@ -28,6 +28,7 @@ from retention.forecast import shortening_impact
 from retention.models import DeletionCertificate, PolicyProposal, RetentionPolicy
 from vicirec import clock
 from vicirec.admin_kit import BoundedPaginator, ReadOnlyAdmin, ReadOnlyHistoryMixin
+from vicirec.date_range import DateRangeFilter
 
 
 def impact_sentence(impact: dict[str, Any]) -> str:
@@ -141,7 +142,7 @@ class DeletionCertificateAdmin(ReadOnlyAdmin):
     """Proof of each defensible deletion: permanent, read-only for everyone."""
 
     list_display = ("recording", "deleted_at", "run", "cloud_deleted", "local_deleted", "stored_sha256")
-    list_filter = ("cloud_deleted", "local_deleted", ("deleted_at", admin.DateFieldListFilter))
+    list_filter = ("cloud_deleted", "local_deleted", ("deleted_at", DateRangeFilter))
     raw_id_fields = ("recording",)
     search_fields = ("=recording__recording_id", "=run")
     search_help_text = "Recording id or run (exact)."

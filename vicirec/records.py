@@ -11,6 +11,7 @@ that.
 
 from __future__ import annotations
 
+import re
 from typing import Any, NoReturn
 
 from django.core.exceptions import ValidationError
@@ -131,3 +132,19 @@ def refuse_deleting_users_with_history(sender: Any, *, instance: Any, **kwargs: 
                 f"{instance.get_username()} made changes that history records; deactivate the account instead "
                 "of deleting it."
             )
+
+
+_COMMAND_ACTOR = re.compile(r"\[([^\[\]]+ via [^\[\]]+)\]\s*$")
+
+
+def history_actor(record: Any) -> str:
+    """Who made a history entry, in words: the username kept with it, else the "[OS user X via command]"
+    a command writes at the end of its change reason, else "the system" (a pipeline stage, a migration)."""
+    name = getattr(record, "history_username", "") or ""
+    if name:
+        return name
+    user = getattr(record, "history_user", None)
+    if user is not None:
+        return str(user.get_username())
+    found = _COMMAND_ACTOR.search(getattr(record, "history_change_reason", None) or "")
+    return found.group(1) if found else "the system (no user)"

@@ -294,6 +294,8 @@ LANGUAGE_CODE = "en-us"
 TIME_ZONE = env_str("VICIREC_TIME_ZONE", "UTC")
 USE_I18N = True
 USE_TZ = True
+# Dates as 2026-03-31 and times with their zone (2026-03-31 14:05:09 CDT) on every page of the desk.
+FORMAT_MODULE_PATH = ["vicirec.formats"]
 STATIC_URL = "static/"
 STATIC_ROOT = VICIREC_HOME / "static"
 # WhiteNoise serves STATIC_ROOT (filled by `manage.py collectstatic`, with long-lived cache headers) and,
