@@ -21,7 +21,9 @@ from datetime import UTC, datetime, timedelta
 from _setup import django_on_mariadb, peak_rss_mb
 
 NOW = datetime(2026, 11, 20, tzinfo=UTC)
-OWN_DB = "mysql://root@127.0.0.1:3306/vicirec_bench_admin"
+# VICIREC_BENCH_DB_SUFFIX keeps two checkouts benchmarking on one MariaDB server out of each other's databases.
+SUFFIX = os.environ.get("VICIREC_BENCH_DB_SUFFIX", "")
+OWN_DB = f"mysql://root@127.0.0.1:3306/vicirec_bench_admin{SUFFIX}"
 
 
 def populate(rows: int) -> None:
@@ -103,7 +105,7 @@ def main() -> None:
     args = parser.parse_args()
     os.environ["VICIREC_ALLOWED_HOSTS"] = "testserver"  # Django's test client
     os.environ["VICIREC_DEMO_NO_2FA"] = "1"  # the bench signs its superuser in with a password only
-    django_on_mariadb("vicirec_bench_admin_vicidial", own_db=OWN_DB)
+    django_on_mariadb(f"vicirec_bench_admin_vicidial{SUFFIX}", own_db=OWN_DB)
     from django.contrib.auth import get_user_model
     from django.db import connection
     from django.test import Client

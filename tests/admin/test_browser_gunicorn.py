@@ -136,8 +136,12 @@ def assert_styled(driver: Any) -> None:
 
 
 def seek_to_five_seconds(driver: Any) -> dict[str, Any]:
-    """Play until the player knows a finite duration, then seek to 0:05 and wait until it is there."""
-    driver.execute_script("const p = document.getElementById('player'); p.play().catch(() => p.load());")
+    """Play until the player knows a finite duration, then pause, seek to 0:05 and wait until it is there."""
+    played = driver.execute_async_script(
+        "const done = arguments[arguments.length - 1]; const p = document.getElementById('player');"
+        "p.play().then(() => done('playing'), e => done(String(e)));"
+    )
+    assert played == "playing", played
     wait_for(lambda: driver.execute_script("return document.getElementById('player').readyState >= 1"), timeout=20)
     driver.execute_script("const p = document.getElementById('player'); p.pause(); p.currentTime = 5;")
     state = (
