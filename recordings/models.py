@@ -77,6 +77,12 @@ class RecordingQuerySet(models.QuerySet["Recording"]):
         """Past their campaign policy's retention, with a copy still to delete (held or not)."""
         return self.with_copies().filter(RetentionPolicy.objects.age_condition(now, "retain_days"))
 
+    def expiring(self, now: datetime, days: int) -> RecordingQuerySet:
+        """Not expired yet but past their retention ``days`` from now, with a copy (held or not)."""
+        policies = RetentionPolicy.objects
+        soon = policies.age_condition(now + timedelta(days=days), "retain_days")
+        return self.with_copies().filter(soon).exclude(policies.age_condition(now, "retain_days"))
+
 
 class Recording(models.Model):
     """One VICIdial recording (one recording_log row) and everything vicirec knows and did about it."""
@@ -327,3 +333,19 @@ class PipelineSnapshot(models.Model):
 
     def __str__(self) -> str:
         return f"pipeline snapshot {self.day}"
+
+
+class Agent(models.Model):
+    """A VICIdial user as the desk names it: ``vicidial_users.user`` (what recording_log.user holds) and its
+    ``full_name``. Copied by the catalog's sync (recordings.pipeline.catalog.sync_agents), so the desk can
+    search recordings by an agent's name without reading VICIdial's database."""
+
+    user = models.CharField("VICIdial user", max_length=20, primary_key=True)
+    full_name = models.CharField(max_length=50, blank=True, db_index=True)
+    synced_at = models.DateTimeField(default=clock.now)
+
+    class Meta:
+        ordering = ["user"]
+
+    def __str__(self) -> str:
+        return f"{self.user} ({self.full_name})" if self.full_name else self.user

@@ -11,6 +11,8 @@ import secrets
 from datetime import timedelta
 from pathlib import Path
 
+import phonenumbers
+
 from vicirec.config import (
     ConfigError,
     database_config,
@@ -141,6 +143,12 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # --- Pipeline ---------------------------------------------------------------------------------------
 VICIREC_SPOOL_DIRS = [Path(p) for p in env_list("VICIREC_SPOOL_DIRS", [str(DEMO_DIR / "spool" / "monitorDONE")])]
 VICIREC_NODE = env_str("VICIREC_NODE")
+# Phone numbers typed without a country code (case criteria, search) are read as numbers of this region.
+VICIREC_PHONE_REGION = env_str("VICIREC_PHONE_REGION", "US").upper() or "US"
+if VICIREC_PHONE_REGION not in phonenumbers.SUPPORTED_REGIONS:
+    raise ConfigError(
+        f"VICIREC_PHONE_REGION must be a two-letter region such as US or GB, not {VICIREC_PHONE_REGION!r}."
+    )
 VICIREC_SYNC_BATCH = env_int("VICIREC_SYNC_BATCH", 5000, minimum=1)
 # A recording_log row whose call has not ended (end_time NULL) holds the sync watermark for this long.
 VICIREC_SYNC_OPEN_GRACE_HOURS = env_int("VICIREC_SYNC_OPEN_GRACE_HOURS", 6, minimum=0)
