@@ -28,12 +28,13 @@ from django_q.models import Schedule
 from simple_history.admin import SimpleHistoryAdmin
 
 from holds.actions import place_hold
-from holds.models import Case, held_condition
+from holds.models import Case, LegalHold, held_condition
 from recordings import desk, views
 from recordings.export import EvidenceExport, evidence_recordings
 from recordings.lib import phones
 from recordings.models import AccessEvent, Campaign, Recording, RecordingEvent
 from recordings.ops.schedules import validate_schedule_func
+from retention.models import RetentionPolicy
 from vicirec import clock
 from vicirec.actors import Actor
 from vicirec.admin_kit import BoundedPaginator, ReadOnlyAdmin, ReadOnlyHistoryMixin
@@ -214,6 +215,48 @@ class CampaignAdmin(ReadOnlyHistoryMixin, SimpleHistoryAdmin, ReadOnlyAdmin):
     def policy_link(self, obj: Campaign) -> str:
         policy = getattr(obj, "policy", None)
         return f"{policy.retain_days} days ({policy.klass.label})" if policy else "default policy"
+
+    def get_urls(self) -> list[Any]:
+        wrap = self.admin_site.admin_view
+        return [
+            path("<path:object_id>/hold/", wrap(self.hold_view), name="recordings_campaign_hold"),
+            *super().get_urls(),
+        ]
+
+    def hold_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        campaign = object_or_404(Campaign.objects.all(), object_id)
+        back = reverse("admin:recordings_campaign_change", args=[campaign.pk])
+        return place_hold_from_post(self, request, back, on=f"campaign {campaign}", campaign=campaign)
+
+    def change_view(
+        self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
+        campaign = Campaign.objects.filter(pk=object_id).first() if str(object_id).isdigit() else None
+        if campaign is not None and self.has_view_permission(request, campaign):
+            extra_context = {**(extra_context or {}), **self.campaign_context(request, campaign)}
+        return super().change_view(request, object_id, form_url, extra_context)
+
+    def campaign_context(self, request: HttpRequest, campaign: Campaign) -> dict[str, Any]:
+        """Its retention policy (its own, else the default), the holds on it (on the whole campaign, or on a
+        case naming it), links to its recordings, and the "hold this campaign" button."""
+        own = RetentionPolicy.objects.filter(campaign=campaign).first()
+        policy = own or RetentionPolicy.objects.default()
+        holds = LegalHold.objects.select_related("case", "campaign").filter(
+            Q(campaign=campaign) | Q(case__campaigns=campaign)
+        )
+        recordings = reverse("admin:recordings_recording_changelist") + f"?campaign__id__exact={campaign.pk}"
+        return {
+            "campaign": campaign,
+            "policy": policy,
+            "own_policy": own is not None,
+            "policy_url": reverse("admin:retention_retentionpolicy_change", args=[policy.pk]) if policy.pk else "",
+            "campaign_holds": list(holds.distinct().order_by("released_at", "-placed_at")[:50]),
+            "recordings_url": recordings,
+            "held_url": recordings + "&held=yes",
+            "can_hold": request.user.has_perm(HOLD_PERMISSION),
+            "hold_url": reverse("admin:recordings_campaign_hold", args=[campaign.pk]),
+            "hold_form": PlaceHoldForm(),
+        }
 
 
 @admin.register(Recording)

@@ -12,12 +12,15 @@ from datetime import datetime
 from typing import Any
 
 from django.conf import settings
-from django.db.models import Count, Min
+from django.db.models import Count, Min, Sum
+from django.db.models.functions import Coalesce
 
 from holds.models import LegalHold
 from recordings.models import PipelineSnapshot, Recording
 from recordings.ops.stats import GIB, NODE_WORK_STATES, inventory
+from recordings.pipeline.retention import deletable
 from retention.forecast import forecast
+from retention.models import PolicyProposal
 
 PRICE_DEFAULTS = {
     # USD per GB-month, list prices: Cloudflare R2 Standard; AWS S3 us-east-1, first 50 TB.
@@ -36,6 +39,7 @@ STAGE_LABELS = (
 )
 FAILURES_SHOWN = 10
 HOLDS_SHOWN = 10
+PROPOSALS_SHOWN = 10
 
 
 def price(name: str) -> float:
@@ -52,11 +56,39 @@ def dashboard_data(now: datetime) -> dict[str, Any]:
         **totals,
         "stages": _stages(now),
         "failures": _latest_failures(),
+        "overdue": _overdue(now),
         "forecast": forecast(now=now)["windows"],
         "holds": list(LegalHold.objects.active().select_related("case", "campaign")[:HOLDS_SHOWN]),
         "active_holds": LegalHold.objects.active().count(),
         "bill": _bill(totals["cloud"]),
+        "proposals": list(_pending_proposals()[:PROPOSALS_SHOWN]),
+        "pending_proposals": _pending_proposals().count(),
+        "erasure": _erasure_requests(now),
     }
+
+
+def _overdue(now: datetime) -> dict[str, int]:
+    """Recordings already past their retention: those a retention run would delete now (its dry run's very
+    query, recordings.pipeline.retention.deletable) and those kept only by a hold."""
+    size = Coalesce(Sum(Coalesce("stored_size", "original_size")), 0)
+    due = deletable(now).aggregate(n=Count("pk"), bytes=size)
+    held = Recording.objects.expired(now).held().aggregate(n=Count("pk"), bytes=size)
+    return {"n": due["n"], "bytes": due["bytes"], "held": held["n"], "held_bytes": held["bytes"]}
+
+
+def _pending_proposals():  # type: ignore[no-untyped-def]
+    return (
+        PolicyProposal.objects.filter(status=PolicyProposal.Status.PENDING)
+        .select_related("campaign")
+        .order_by("proposed_at")
+    )
+
+
+def _erasure_requests(now: datetime) -> dict[str, Any] | None:
+    """HOOK for erasure requests (built separately): return their figures (e.g. {"pending": n, "overdue": n,
+    "url": …}) and the dashboard's "Erasure requests" card (admin/vicirec/dashboard_erasure.html) shows them.
+    None until then: the card is not shown, and no figure is made up."""
+    return None
 
 
 def _totals(now: datetime) -> tuple[dict[str, Any], datetime]:
