@@ -1,5 +1,7 @@
-"""Benchmark: the compliance desk's recordings changelist, a phone search and the dashboard at N catalog rows
-on MariaDB (default 1,000,000). Goal: under one second per page. Also timed: the statistics snapshot that
+"""Benchmark: the compliance desk's pages at N catalog rows on MariaDB (default 1,000,000): the recordings
+changelist, phone and agent-name searches, the held / by-hold / overdue filters, a hold's page with its
+recordings (campaign hold and case hold), the campaign page, the first chunk of a CSV export and the
+dashboard. Goal: under 300 ms server time per page. Also timed: the statistics snapshot that
 computes the dashboard's table-wide totals (run by the central worker, not by a page view).
 
 Baseline, in the same process: the raw indexed SELECT of the same page (the floor any page pays).
@@ -20,15 +22,14 @@ from _setup import django_on_mariadb, peak_rss_mb
 
 NOW = datetime(2026, 11, 20, tzinfo=UTC)
 OWN_DB = "mysql://root@127.0.0.1:3306/vicirec_bench_admin"
+GOAL_S = 0.3  # server time per page (the test client calls the view in process: no network, no browser)
 
 
 def populate(rows: int) -> None:
-    from holds.actions import place_hold
-    from recordings.models import Campaign, Recording
-    from vicirec.actors import Actor
+    from recordings.models import Agent, Campaign, Recording
 
     campaigns = [Campaign.objects.create(kind="outbound", campaign_id=f"C{n}", name=f"Campaign {n}") for n in range(20)]
-    place_hold(reason="bench", actor=Actor.command("bench"), campaign=campaigns[0])
+    Agent.objects.bulk_create([Agent(user=f"10{n:02d}", full_name=f"Agent Name{n:02d}") for n in range(50)])
     batch = []
     for n in range(rows):
         batch.append(
@@ -54,6 +55,33 @@ def populate(rows: int) -> None:
     Recording.objects.bulk_create(batch)
 
 
+def place_holds(phone: str) -> tuple[int, int]:
+    """A hold on a whole campaign (50,000 recordings at 1,000,000 rows) and one on a case of one phone number."""
+    from holds.actions import place_hold
+    from holds.models import Case
+    from recordings.models import Campaign
+    from vicirec.actors import Actor
+
+    campaign_hold = place_hold(
+        reason="bench", actor=Actor.command("bench"), campaign=Campaign.objects.get(campaign_id="C0")
+    )
+    case = Case.objects.create(name="bench case", phone_numbers=[phone])
+    case_hold = place_hold(reason="bench case", actor=Actor.command("bench"), case=case)
+    return campaign_hold.pk, case_hold.pk
+
+
+def timed_csv(client, url: str, repeat: int) -> dict[str, float]:  # type: ignore[no-untyped-def]
+    """A CSV export of a search: until its first chunk (the access log is written before it)."""
+    times = []
+    for _ in range(repeat + 1):
+        t0 = time.perf_counter()
+        response = client.post(url)
+        next(iter(response.streaming_content))
+        times.append(time.perf_counter() - t0)
+        assert response.status_code == 200, (url, response.status_code)
+    return {"median_s": round(statistics.median(times[1:]), 3), "max_s": round(max(times[1:]), 3)}
+
+
 def timed(client, url: str, repeat: int) -> dict[str, float]:  # type: ignore[no-untyped-def]
     times = []
     for _ in range(repeat + 1):
@@ -71,6 +99,7 @@ def main() -> None:
     parser.add_argument("--json", action="store_true", help="accepted for bench/run.py; JSON is always printed")
     args = parser.parse_args()
     os.environ["VICIREC_ALLOWED_HOSTS"] = "testserver"  # Django's test client
+    os.environ.setdefault("VICIREC_DEMO_NO_2FA", "1")  # the bench superuser signs in with a password only
     django_on_mariadb("vicirec_bench_admin_vicidial", own_db=OWN_DB)
     from django.contrib.auth import get_user_model
     from django.db import connection
@@ -88,16 +117,37 @@ def main() -> None:
     client = Client()
     client.login(username="bench", password="bench-password-1")
     phone = f"312{(args.rows // 2) % 9_000_000 + 1_000_000:07d}"
+    campaign_hold, case_hold = place_holds(phone)
+    from recordings.models import Campaign
+
+    campaign_pk = Campaign.objects.get(campaign_id="C5").pk
     pages = {
         "changelist": "/admin/recordings/recording/",
         "changelist_page_50": "/admin/recordings/recording/?p=50",
         "phone_search": f"/admin/recordings/recording/?q={phone}",
+        "phone_search_written": f"/admin/recordings/recording/?q=({phone[:3]})+{phone[3:6]}-{phone[6:]}",
+        "agent_name_search": "/admin/recordings/recording/?q=Agent+Name07",
         "held_filter": "/admin/recordings/recording/?held=yes",
-        "campaign_filter": "/admin/recordings/recording/?campaign__id__exact=5",
+        "by_hold_filter_campaign": f"/admin/recordings/recording/?hold={campaign_hold}",
+        "by_hold_filter_case": f"/admin/recordings/recording/?hold={case_hold}",
+        "overdue_filter": "/admin/recordings/recording/?expires=overdue&held=no",
+        "expiring_30_filter": "/admin/recordings/recording/?expires=30",
+        "campaign_filter": f"/admin/recordings/recording/?campaign__id__exact={campaign_pk}",
         "recording_detail": f"/admin/recordings/recording/{args.rows // 2}/change/",
+        "hold_page_campaign": f"/admin/holds/legalhold/{campaign_hold}/change/",
+        "hold_page_campaign_p20": f"/admin/holds/legalhold/{campaign_hold}/change/?rp=20",
+        "hold_page_case": f"/admin/holds/legalhold/{case_hold}/change/",
+        "campaign_page": f"/admin/recordings/campaign/{campaign_pk}/change/",
+        "certificates": "/admin/retention/deletioncertificate/",
         "dashboard": "/admin/?refresh=1",
     }
     results = {name: timed(client, url, args.repeat) for name, url in pages.items()}
+    results["csv_export_first_chunk"] = timed_csv(
+        client, f"/admin/recordings/recording/export-csv/?q={phone}", args.repeat
+    )
+    results["csv_export_by_case_hold_first_chunk"] = timed_csv(
+        client, f"/admin/recordings/recording/export-csv/?hold={case_hold}", args.repeat
+    )
     t0 = time.perf_counter()
     with connection.cursor() as cursor:
         for _ in range(args.repeat):
@@ -112,8 +162,8 @@ def main() -> None:
         "pages": results,
         "baseline_raw_phone_select_s": round(baseline, 4),
         "snapshot_with_inventory_s": round(snapshot_s, 2),
-        "goal_s": 1.0,
-        "goal_met": all(r["max_s"] < 1.0 for r in results.values()),
+        "goal_s": GOAL_S,
+        "goal_met": all(r["median_s"] < GOAL_S for r in results.values()),
         "peak_rss_mb": round(peak_rss_mb(), 1),
     }
     print(json.dumps(summary))
@@ -121,7 +171,7 @@ def main() -> None:
         print(f"{name:>20}: median {r['median_s']:.3f} s, max {r['max_s']:.3f} s", file=sys.stderr)
     print(f"statistics snapshot (the dashboard's totals, central worker): {snapshot_s:.1f} s", file=sys.stderr)
     print(
-        f"raw indexed phone SELECT: {baseline * 1000:.1f} ms; goal < 1 s per page: "
+        f"raw indexed phone SELECT: {baseline * 1000:.1f} ms; goal < {GOAL_S * 1000:.0f} ms per page: "
         f"{'met' if summary['goal_met'] else 'MISSED'}",
         file=sys.stderr,
     )
