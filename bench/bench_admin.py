@@ -21,7 +21,9 @@ from datetime import UTC, datetime, timedelta
 from _setup import django_on_mariadb, peak_rss_mb
 
 NOW = datetime(2026, 11, 20, tzinfo=UTC)
-OWN_DB = "mysql://root@127.0.0.1:3306/vicirec_bench_admin"
+# Database names: VICIREC_BENCH_ADMIN_DB sets another (two runs on one MariaDB server must not share one).
+BENCH_DB = os.environ.get("VICIREC_BENCH_ADMIN_DB", "vicirec_bench_admin")
+OWN_DB = f"mysql://root@127.0.0.1:3306/{BENCH_DB}"
 GOAL_S = 0.3  # server time per page (the test client calls the view in process: no network, no browser)
 
 
@@ -127,7 +129,7 @@ def main() -> None:
     args = parser.parse_args()
     os.environ["VICIREC_ALLOWED_HOSTS"] = "testserver"  # Django's test client
     os.environ.setdefault("VICIREC_DEMO_NO_2FA", "1")  # the bench superuser signs in with a password only
-    django_on_mariadb("vicirec_bench_admin_vicidial", own_db=OWN_DB)
+    django_on_mariadb(f"{BENCH_DB}_vicidial", own_db=OWN_DB)
     from django.contrib.auth import get_user_model
     from django.db import connection
     from django.test import Client
