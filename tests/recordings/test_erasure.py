@@ -16,11 +16,14 @@ from django.db import models
 from holds.actions import place_hold, release_hold
 from recordings.export import log_access
 from recordings.models import Campaign, Recording, RecordingEvent
+from recordings.pipeline import erasure
 from recordings.pipeline.archive import archive_due
 from recordings.pipeline.catalog import sync_recordings
+from recordings.pipeline.erasure import erase_recordings
+from recordings.pipeline.target import get_target
 from recordings.vicidial import RecordingLog, RecordingLogArchive, RecordingLogDeletionQueue, VicidialLead
 from retention.models import ErasureCertificate, ErasureItem
-from tests.factories import VicidialData, make_policy, write_file
+from tests.factories import VicidialData, make_policy, make_recording, write_file
 from tests.s3_fixtures import s3_archive_storage
 from tests.s3server import S3Server, make_bucket
 from vicirec.actors import Actor
@@ -188,3 +191,55 @@ def test_a_vicidial_lead_purge_is_finished_in_the_cloud_and_a_held_call_waits_fo
     other = Recording.objects.get(pk=lead_with_calls["other"]["recording_id"])
     assert other.state == "archived" and other.phone_number == OTHER_PHONE
     assert bucket_hits(s3_server, bucket, OTHER_PHONE) == [other.object_key]
+
+
+def test_a_hold_placed_while_an_erasure_runs_wins(
+    vicidial: VicidialData, spool_dir: Path, s3_server: S3Server, lead_with_calls: dict[str, Any], monkeypatch
+) -> None:
+    ids = lead_with_calls["ids"]
+    vicidial_purge(vicidial, lead_with_calls["lead"], when=NOW)
+    real_claim = erasure.claim
+    holds = []
+
+    def claim_then_hold(*args: Any, **kwargs: Any) -> list[Recording]:
+        won = real_claim(*args, **kwargs)  # chosen as unheld; a hold arrives before the files are deleted
+        holds.append(place_hold(reason="subpoena", actor=ACTOR, recording_ids=[ids[0]]))
+        return won
+
+    monkeypatch.setattr(erasure, "claim", claim_then_hold)
+    report = erase_recordings(now=NOW)
+
+    assert report.held_at_erasure == 1 and report.erased == 2
+    kept = Recording.objects.get(pk=ids[0])
+    assert kept.state == "archived" and kept.phone_number == PHONE and kept.claimed_by == ""
+    target = get_target()
+    assert target.confirm(
+        kept.object_key, sha256_hex=kept.stored_sha256, size=kept.stored_size or 0, version_id=kept.version_id
+    ).ok
+    item = ErasureItem.objects.get(recording_id=ids[0])
+    assert item.status == "refused" and f"hold {holds[0].pk}" in item.refusal
+
+
+def test_dry_run_changes_nothing(vicidial: VicidialData, lead_with_calls: dict[str, Any]) -> None:
+    vicidial_purge(vicidial, lead_with_calls["lead"], when=NOW)
+    snapshot = list(Recording.objects.order_by("pk").values())
+
+    report = erase_recordings(now=NOW, dry_run=True)
+
+    assert report.queue_rows_read == 3 and sorted(report.would_erase) == lead_with_calls["ids"]
+    assert list(Recording.objects.order_by("pk").values()) == snapshot
+    assert not ErasureItem.objects.exists() and not ErasureCertificate.objects.exists()
+
+
+def test_unknown_recordings_are_closed_and_later_calls_wait_for_the_catalog(vicidial: VicidialData) -> None:
+    make_recording(recording_id=5000)
+    vicidial.writer.insert(
+        RecordingLogDeletionQueue,
+        [{"recording_id": 10, "date_queued": NOW}, {"recording_id": 9000, "date_queued": NOW}],
+    )
+
+    report = erase_recordings(now=NOW)
+
+    assert (report.not_cataloged, report.waiting_for_catalog) == (1, 1)
+    assert dict(ErasureItem.objects.values_list("recording_id", "status")) == {10: "unknown", 9000: "pending"}
+    assert erase_recordings(now=NOW).queue_rows_read == 0  # a row is taken up once
