@@ -17,6 +17,7 @@ from django.db.models import Count, Min
 from holds.models import LegalHold
 from recordings.models import PipelineSnapshot, Recording
 from recordings.ops.stats import GIB, NODE_WORK_STATES, inventory
+from recordings.pipeline.erasure import figures as erasure_figures
 from retention.forecast import forecast
 
 PRICE_DEFAULTS = {
@@ -55,6 +56,7 @@ def dashboard_data(now: datetime) -> dict[str, Any]:
         "forecast": forecast(now=now)["windows"],
         "holds": list(LegalHold.objects.active().select_related("case", "campaign")[:HOLDS_SHOWN]),
         "active_holds": LegalHold.objects.active().count(),
+        "erasures": erasure_figures(now=now),
         "bill": _bill(totals["cloud"]),
     }
 

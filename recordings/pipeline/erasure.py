@@ -599,17 +599,25 @@ def figures(*, now: datetime) -> dict[str, int]:
     }
 
 
-def blocked_by(hold: LegalHold) -> list[dict[str, Any]]:
-    """The erasure requests a hold blocked (refused items naming it), for its evidence package."""
+def refusals(*, limit: int) -> list[str]:
+    """The latest refusals, as "recording N (request #M): refused: under hold H (GDPR Art. 17(3)(e))"."""
+    refused = ErasureItem.objects.filter(status=ErasureItem.Status.REFUSED).order_by("-refused_at")[:limit]
+    return [f"recording {i.recording_id} (request #{i.request_id}): {i.refusal}" for i in refused]
+
+
+def blocked_erasures(recordings: Any) -> list[dict[str, Any]]:
+    """The erasure requests that legal holds refused for these recordings (evidence packages list them,
+    with the holds named and whether the erasure was carried out after the release)."""
+    refused = ErasureItem.objects.filter(recording_id__in=recordings.values("pk"), refused_at__isnull=False)
     return [
         {
             "request": item.request_id,
             "recording_id": item.recording_id,
-            "status": item.status,
+            "holds": item.holds,
             "refusal": item.refusal,
             "refused_at": item.refused_at.isoformat() if item.refused_at else None,
+            "status": item.status,
             "erased_at": item.erased_at.isoformat() if item.erased_at else None,
         }
-        for item in ErasureItem.objects.filter(refused_at__isnull=False).order_by("recording_id")
-        if hold.pk in (item.holds or [])
+        for item in refused.order_by("recording_id", "pk")
     ]

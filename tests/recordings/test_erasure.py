@@ -243,3 +243,91 @@ def test_unknown_recordings_are_closed_and_later_calls_wait_for_the_catalog(vici
     assert (report.not_cataloged, report.waiting_for_catalog) == (1, 1)
     assert dict(ErasureItem.objects.values_list("recording_id", "status")) == {10: "unknown", 9000: "pending"}
     assert erase_recordings(now=NOW).queue_rows_read == 0  # a row is taken up once
+
+
+def approver(username: str) -> Any:
+    from django.contrib.auth import get_user_model
+    from django.contrib.auth.models import Permission
+
+    user = get_user_model().objects.create_user(username)
+    user.user_permissions.add(
+        Permission.objects.get(codename="approve_policy_override"),
+        Permission.objects.get(codename="open_erasurerequest"),
+    )
+    return get_user_model().objects.get(pk=user.pk)
+
+
+def test_a_desk_request_is_previewed_and_needs_a_second_legal_approver(lead_with_calls: dict[str, Any]) -> None:
+    from django.core.exceptions import PermissionDenied
+
+    ids = lead_with_calls["ids"]
+    hold = place_hold(reason="complaint", actor=ACTOR, recording_ids=[ids[1]])
+    alice, bob = approver("alice"), approver("bob")
+    request = erasure.open_request(actor=Actor.person(alice), phone="(312) 555-9876", reason="letter", now=NOW)
+
+    preview = erasure.preview(request)
+    assert (preview.recordings, preview.held) == (3, 1) and preview.bytes > 0
+    assert preview.holds == [str(hold)]
+    with pytest.raises(PermissionDenied, match="Four eyes"):
+        erasure.approve_request(request, approver=alice, reason="ok", now=NOW)
+    from django.contrib.auth import get_user_model
+
+    clerk = get_user_model().objects.create_user("clerk")
+    with pytest.raises(PermissionDenied, match="Legal approver"):
+        erasure.approve_request(request, approver=clerk, reason="ok", now=NOW)
+    assert Recording.objects.filter(pk__in=ids, state="erased").count() == 0
+
+    report = erasure.approve_request(request, approver=bob, reason="identity checked", now=NOW)
+
+    assert (report.erased, report.refused_held) == (2, 1)
+    request.refresh_from_db()
+    assert request.subject_phone == "" and request.decided_by_name == "bob" and request.status == "approved"
+    certificate = ErasureCertificate.objects.get(recording_id=ids[0])
+    assert certificate.requested_by == "alice" and certificate.legal_basis == "GDPR Art. 17(1)"
+
+
+def test_an_expired_recordings_deletion_certificate_is_scrubbed_too(lead_with_calls: dict[str, Any], vicidial) -> None:
+    from recordings.pipeline.retention import enforce_retention
+    from retention.models import DeletionCertificate
+
+    ids = lead_with_calls["ids"]
+    enforce_retention(now=NOW + timedelta(days=500), dry_run=False, confirm=True)
+    certificate = DeletionCertificate.objects.get(recording_id=ids[0])
+    assert certificate.call["phone_number"] == PHONE
+    vicidial_purge(vicidial, lead_with_calls["lead"], when=NOW)
+
+    report = erase_recordings(now=NOW + timedelta(days=500))
+
+    assert report.erased == 3 and report.cloud_versions_deleted == 1  # the re-upload left behind by retention
+    certificate.refresh_from_db()
+    assert certificate.call["phone_number"] is None and certificate.object_key.startswith("redacted:sha256:")
+    assert database_hits(PHONE) == []
+
+
+def test_refusals_show_in_pipeline_status_and_the_holds_evidence_package(
+    vicidial: VicidialData, lead_with_calls: dict[str, Any]
+) -> None:
+    import io
+    import zipfile
+
+    from recordings.export import EvidenceExport, evidence_recordings
+    from recordings.ops.status import pipeline_status
+
+    ids = lead_with_calls["ids"]
+    hold = place_hold(reason="complaint", actor=ACTOR, recording_ids=[ids[2]])
+    vicidial_purge(vicidial, lead_with_calls["lead"], when=NOW)
+    erase_recordings(now=NOW)
+
+    status = pipeline_status(now=NOW)
+    assert status.erasures["refused_under_hold"] == 1 and status.erasures["erased_30_days"] == 2
+    assert any(f"under hold {hold.pk} (GDPR Art. 17(3)(e))" in n for n in status.notices)
+    out = StringIO()
+    call_command("pipeline_status", stdout=out)
+    assert "1 refused under hold" in out.getvalue()
+
+    package = io.BytesIO()
+    EvidenceExport(evidence_recordings(hold=hold), who=ACTOR, scope=str(hold), now=NOW).write_to(package)
+    with zipfile.ZipFile(package) as zf:
+        name = next(n for n in zf.namelist() if n.endswith("manifest.json"))
+        summary = json.loads(zf.read(name))["export"]
+    assert [(b["recording_id"], b["holds"]) for b in summary["erasure_requests_blocked"]] == [(ids[2], [hold.pk])]
