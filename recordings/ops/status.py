@@ -250,6 +250,18 @@ def _last_sync_notice() -> str:
     return ""
 
 
+def _last_retention_stop() -> str:
+    """Retention's safety stop, if its last scheduled run was held back waiting for a person."""
+    last, result = _last_result("retention")
+    if last and result.get("stopped"):
+        return (
+            f"retention waiting for --confirm: {result.get('stopped_recordings', 0)} recordings, "
+            f"{result.get('stopped_share_percent', 0)} % of the archive (since {last.stopped:%Y-%m-%d %H:%M}); "
+            "check with enforce_retention --dry-run, then run enforce_retention --confirm"
+        )
+    return ""
+
+
 def pipeline_status(*, now: datetime) -> PipelineStatus:
     status = PipelineStatus(at=now, backlog=backlog(now), stages=stage_statuses(now), failures=failures())
     for stage in status.stages:
@@ -293,6 +305,9 @@ def pipeline_status(*, now: datetime) -> PipelineStatus:
     verify_problem = _last_verify_problem()
     if verify_problem:
         status.problems.append(verify_problem)
+    retention_stop = _last_retention_stop()
+    if retention_stop:
+        status.problems.append(retention_stop)
     sync_notice = _last_sync_notice()
     if sync_notice:
         status.notices.append(sync_notice)

@@ -36,8 +36,10 @@ ACTOR = "enforce_retention"
 DELETE_BATCH = 1000  # S3 DeleteObjects takes at most 1,000 keys per call
 
 
-class RetentionSafetyStop(Exception):
-    """The run would delete more than the configured share of the archive; a person must confirm."""
+# The exit code of every command that runs retention (enforce_retention, run_lifecycle) when the safety
+# stop held the run back: distinct from 1 (an error) so cron and monitoring can tell "a person must
+# confirm" from "something broke".
+SAFETY_STOP_EXIT_CODE = 3
 
 
 @dataclass
@@ -53,6 +55,11 @@ class RetentionReport(Report, limits={"would_delete": 1000, "errors": 20}):
     would_delete: list[int] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     run: str = ""
+    # The safety stop, reported as a result and never raised: the sentence for a person (empty when the
+    # run was not stopped), how many recordings it would have deleted and their share of the archive.
+    stopped: str = ""
+    stopped_recordings: int = 0
+    stopped_share_percent: float = 0.0
 
 
 def deletable(now: datetime) -> RecordingQuerySet:
@@ -210,11 +217,15 @@ def enforce_retention(
         report.would_delete = list(deletable(now).order_by("start_time").values_list("pk", flat=True)[:1000])
         return report
     if to_delete and report.archive_size and to_delete / report.archive_size > max_share and not confirm:
-        raise RetentionSafetyStop(
-            f"this run would delete {to_delete} of {report.archive_size} recordings "
+        report.stopped_recordings = to_delete
+        report.stopped_share_percent = round(100 * to_delete / report.archive_size, 1)
+        report.stopped = (
+            f"stopped, nothing deleted: this run would delete {to_delete} of {report.archive_size} recordings "
             f"({to_delete / report.archive_size:.1%}, more than the {max_share:.0%} allowed at once); "
             "check the policies with --dry-run, then run again with --confirm"
         )
+        log.warning("retention: %s", report.stopped)
+        return report
     release_dead_claims("retention", now=now)
     target = get_target()
     cursor = 0  # walk the catalog once in primary-key order, so each batch's query starts where the last ended
