@@ -117,7 +117,8 @@ def test_call_still_being_recorded_waits_but_holds_back_nothing_after_it(vicidia
 
     first = sync()
     assert first.recordings_added == 2 and first.held_open == 1
-    assert set(Recording.objects.values_list("recording_id", flat=True)) == {done["recording_id"], after["recording_id"]}
+    cataloged = set(Recording.objects.values_list("recording_id", flat=True))
+    assert cataloged == {done["recording_id"], after["recording_id"]}
     assert list(OpenCall.objects.values_list("recording_id", flat=True)) == [open_call["recording_id"]]
     assert sync().recordings_added == 0  # still open: remembered, not cataloged
 
