@@ -278,7 +278,7 @@ def _catalog_entry(
         report.other_server += 1
         recording.error = "; ".join(notes)
         return recording
-    found = spool.locate(row["filename"], row["location"], spools)
+    found = spool.locate(row["filename"], row["location"], spools, started.date() if started else None)
     if isinstance(found, spool.Found):
         report.located += 1
         recording.local_path = found.relative
