@@ -250,6 +250,18 @@ def _last_sync_notice() -> str:
     return ""
 
 
+def _last_sync_empty_spools() -> str:
+    """Spool folders in which the last sync found no recording at all (VICIREC_SPOOL_DIRS is wrong?)."""
+    last, result = _last_result("sync")
+    if last and result.get("empty_spools"):
+        return (
+            "; ".join(str(p) for p in result["empty_spools"][:5])
+            + f" (last sync {last.stopped:%Y-%m-%d %H:%M}): check VICIREC_SPOOL_DIRS (the spool root or its "
+            "monitorDONE folder) on this node"
+        )
+    return ""
+
+
 def _last_retention_stop() -> str:
     """Retention's safety stop, if its last scheduled run was held back waiting for a person."""
     last, result = _last_result("retention")
@@ -305,6 +317,9 @@ def pipeline_status(*, now: datetime) -> PipelineStatus:
     verify_problem = _last_verify_problem()
     if verify_problem:
         status.problems.append(verify_problem)
+    empty_spools = _last_sync_empty_spools()
+    if empty_spools:
+        status.problems.append(empty_spools)
     retention_stop = _last_retention_stop()
     if retention_stop:
         status.problems.append(retention_stop)

@@ -34,6 +34,7 @@ from django.conf import settings
 from django.db import connections
 from django.db.models import Q
 
+from holds.models import held_condition
 from recordings.custody import transition, transition_batch
 from recordings.lib import spool
 from recordings.lib.codec import CodecError, Prepared, prepare
@@ -65,8 +66,18 @@ def due_for_upload(now: datetime, *, node: str, past_window: Q | None = None) ->
     recordings still inside their window are due as well; claim() takes them oldest first. Only uploads
     move earlier: local files are still deleted by cleanup_local alone, after verification.
     ``past_window`` is the policies' age condition when the caller has already read it (once per run).
+
+    A recording already past its retention and not held is never uploaded (a first install over years of
+    recordings, a backfill from the _archive tables): retention deletes its local copies with a
+    certificate instead. A held one is archived as usual.
     """
-    waiting = Recording.objects.filter(state__in=Recording.WAITING_STATES).for_node(node).retry_due(now)
+    expired_unheld = RetentionPolicy.objects.age_condition(now, "retain_days") & ~held_condition()
+    waiting = (
+        Recording.objects.filter(state__in=Recording.WAITING_STATES)
+        .for_node(node)
+        .retry_due(now)
+        .exclude(expired_unheld)
+    )
     if node == settings.VICIREC_NODE and _under_pressure():  # only this node's own disk can be measured here
         return waiting
     if past_window is None:

@@ -88,6 +88,9 @@ class SyncReport(Report):
     batches: int = 0
     watermark: int = 0
     not_read: list[str] = field(default_factory=list)  # VICIdial _archive tables that could not be read
+    # "no recordings found under <folder>" for each spool folder holding no recording at all, when this
+    # run looked for files: a wrong VICIREC_SPOOL_DIRS must not hide behind every recording being missing.
+    empty_spools: list[str] = field(default_factory=list)
 
 
 Progress = Callable[[int, int], None]
@@ -406,6 +409,8 @@ def sync_recordings(
         if progress:
             progress(done, total)
     report.held_open = OpenCall.objects.count()
+    if report.located + report.missing + report.rejected:
+        report.empty_spools = [f"no recordings found under {f}" for f in spools if not spool.holds_recordings(f)]
     report.watermark = watermark
     log.info("sync: %s", report.as_dict())
     return report

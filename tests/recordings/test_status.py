@@ -176,3 +176,13 @@ def test_retention_waiting_for_confirm_is_a_problem(scheduled: None, capsys: pyt
     assert code == 1
     assert any("retention waiting for --confirm: 120 recordings, 12.5 % of the archive" in p for p in data["problems"])
     assert "retention waiting for --confirm" in err
+
+
+def test_a_spool_folder_without_recordings_is_a_problem(scheduled: None, capsys: pytest.CaptureFixture[str]) -> None:
+    for name in Schedule.objects.values_list("name", flat=True):
+        succeeded(name, at=clock.now() - timedelta(minutes=1))
+    succeeded("vicirec.sync", at=clock.now(), result={"missing": 9, "empty_spools": ["no recordings found under /x"]})
+
+    code, data, err = run_status(capsys)
+
+    assert code == 1 and any("no recordings found under /x" in p for p in data["problems"])
