@@ -48,8 +48,12 @@ def recording(spool: Path, camp: Campaign, age_days: int, **kw: Any) -> Recordin
 
 
 def archive_everything(local_age_cutoff: int = 30) -> None:
-    """Archive all due recordings, and clear local copies of those older than ``local_age_cutoff`` days."""
-    archive_due(now=NOW, node="", threads=1)
+    """Archive all due recordings, and clear local copies of those older than ``local_age_cutoff`` days.
+
+    Each is archived while it was still inside its retention, as a running installation would have done
+    (a recording already past it is never uploaded): archive runs step back in time 60 days apart."""
+    for days_ago in range(3000, -1, -60):
+        archive_due(now=NOW - timedelta(days=days_ago), node="", threads=1)
     cleanup_local(now=NOW, node="")
 
 
