@@ -131,6 +131,11 @@ class Recording(models.Model):
 
     # The local file, relative to a spool folder, and what it was when first hashed.
     local_path = models.CharField(max_length=1024, blank=True)
+    # Every local copy VICIdial keeps of this recording, as the archive stage found and hashed them
+    # (recordings.lib.spool.Copy.as_dict): [{"path", "kind", "size", "sha256"}], kind "wav" (monitorDONE),
+    # "orig" (ORIG/, the capture kept after compression), "mp3", "ogg", "gsm", "gsw". Cleanup and retention
+    # delete each of them, each re-hashed first where a SHA-256 is recorded.
+    local_copies = models.JSONField(default=list, blank=True)
     original_sha256 = models.CharField(max_length=64, blank=True)
     original_size = models.PositiveBigIntegerField(null=True)
 
@@ -224,6 +229,22 @@ class Expiry:
         if self.holds:
             text += ". Not deleted while held: " + "; ".join(str(h) for h in self.holds)
         return text + "."
+
+
+class OpenCall(models.Model):
+    """A recording_log row first seen while its call was still being recorded (end_time NULL).
+
+    The catalog's watermark moves past it, so the calls after it are cataloged at once; each sync re-reads
+    the remembered ids (one query per VICIdial table, however many) and catalogs those that have ended or
+    passed VICIREC_SYNC_OPEN_GRACE_HOURS, then forgets them. Written only by the catalog stage, in the
+    same transaction as the batch it was seen in, so a crash never loses one.
+    """
+
+    recording_id = models.PositiveBigIntegerField(primary_key=True)
+    first_seen_at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"open call {self.recording_id}"
 
 
 class RecordingEvent(PermanentRecord):

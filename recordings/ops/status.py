@@ -250,6 +250,30 @@ def _last_sync_notice() -> str:
     return ""
 
 
+def _last_sync_empty_spools() -> str:
+    """Spool folders in which the last sync found no recording at all (VICIREC_SPOOL_DIRS is wrong?)."""
+    last, result = _last_result("sync")
+    if last and result.get("empty_spools"):
+        return (
+            "; ".join(str(p) for p in result["empty_spools"][:5])
+            + f" (last sync {last.stopped:%Y-%m-%d %H:%M}): check VICIREC_SPOOL_DIRS (the spool root or its "
+            "monitorDONE folder) on this node"
+        )
+    return ""
+
+
+def _last_retention_stop() -> str:
+    """Retention's safety stop, if its last scheduled run was held back waiting for a person."""
+    last, result = _last_result("retention")
+    if last and result.get("stopped"):
+        return (
+            f"retention waiting for --confirm: {result.get('stopped_recordings', 0)} recordings, "
+            f"{result.get('stopped_share_percent', 0)} % of the archive (since {last.stopped:%Y-%m-%d %H:%M}); "
+            "check with enforce_retention --dry-run, then run enforce_retention --confirm"
+        )
+    return ""
+
+
 def pipeline_status(*, now: datetime) -> PipelineStatus:
     status = PipelineStatus(at=now, backlog=backlog(now), stages=stage_statuses(now), failures=failures())
     for stage in status.stages:
@@ -293,6 +317,12 @@ def pipeline_status(*, now: datetime) -> PipelineStatus:
     verify_problem = _last_verify_problem()
     if verify_problem:
         status.problems.append(verify_problem)
+    empty_spools = _last_sync_empty_spools()
+    if empty_spools:
+        status.problems.append(empty_spools)
+    retention_stop = _last_retention_stop()
+    if retention_stop:
+        status.problems.append(retention_stop)
     sync_notice = _last_sync_notice()
     if sync_notice:
         status.notices.append(sync_notice)
