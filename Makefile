@@ -43,8 +43,17 @@ demo: setup
 	@echo "VICIREC_DEMO_NO_2FA=1 is for the demo only: it lets superusers and Legal approvers sign in without"
 	@echo "an authenticator code (production: manage.py enrol_totp USER; check --deploy refuses the switch)."
 
+# vicirec's own database for each pass of the suite: SQLite (the embedded default), then MariaDB and
+# PostgreSQL as production runs them (claims, row locks and conditional updates differ between them).
+# `make test TEST_DATABASES=sqlite` runs the first pass only.
+TEST_DATABASES ?= sqlite mysql://root@127.0.0.1:3306/vicirec_own postgres://postgres@127.0.0.1:5432/vicirec_own
+
 test: setup $(VENV)/.browser-deps
-	$(VENV)/bin/pytest
+	@for db in $(TEST_DATABASES); do \
+	  echo "== vicirec's own database: $$db"; \
+	  if [ "$$db" = sqlite ]; then $(VENV)/bin/pytest || exit $$?; \
+	  else VICIREC_TEST_DATABASE_URL=$$db $(VENV)/bin/pytest || exit $$?; fi; \
+	done
 
 lint: setup
 	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check . && $(VENV)/bin/lint-imports

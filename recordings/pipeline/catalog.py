@@ -244,6 +244,13 @@ class _CallIndex:
         return self.campaigns[key]
 
 
+def _text(value: str | None, limit: int) -> str:
+    """A VICIdial text column as vicirec keeps it: a NUL byte (which PostgreSQL cannot store, and which
+    no real name contains) is written as the four characters ``\\x00``, so a hostile row is recorded as
+    it came and refused, not lost with the rest of its batch."""
+    return (value or "").replace("\x00", "\\x00")[:limit]
+
+
 def _catalog_entry(
     row: dict[str, Any], calls: _CallIndex, *, node: str, spools: list[Path], now: datetime, report: SyncReport
 ) -> Recording:
@@ -260,17 +267,17 @@ def _catalog_entry(
         started = None
     recording = Recording(
         recording_id=row["recording_id"],
-        filename=(row["filename"] or "")[:255],
-        server_ip=(row["server_ip"] or "")[:15],
-        channel=(row["channel"] or "")[:100],
-        extension=(row["extension"] or "")[:100],
-        vicidial_location=(row["location"] or "")[:255],
-        vicidial_id=(row["vicidial_id"] or "")[:20],
+        filename=_text(row["filename"], 255),
+        server_ip=_text(row["server_ip"], 15),
+        channel=_text(row["channel"], 100),
+        extension=_text(row["extension"], 100),
+        vicidial_location=_text(row["location"], 255),
+        vicidial_id=_text(row["vicidial_id"], 20),
         start_time=started or now,
         length_in_sec=row["length_in_sec"],
         lead_id=row["lead_id"] or None,
-        phone_number=((call or {}).get("phone_number") or calls.lead_phones.get(row["lead_id"]) or "")[:18],
-        agent=(row["user"] or "")[:20],
+        phone_number=_text((call or {}).get("phone_number") or calls.lead_phones.get(row["lead_id"]), 18),
+        agent=_text(row["user"], 20),
         direction=direction,
         campaign_id=calls.campaign_pk(direction, call),
         state_changed_at=now,
