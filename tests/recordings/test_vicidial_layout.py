@@ -19,8 +19,8 @@ from recordings.pipeline.archive import archive_due
 from recordings.pipeline.catalog import sync_recordings
 from recordings.pipeline.cleanup import cleanup_local
 from recordings.pipeline.retention import enforce_retention
-from retention.models import DeletionCertificate, RetentionPolicy
-from tests.factories import VicidialData, write_file
+from retention.models import DeletionCertificate
+from tests.factories import VicidialData, make_policy, write_file
 from vicirec.actors import Actor
 
 pytestmark = pytest.mark.django_db(databases=["default", "vicidial"])
@@ -37,10 +37,7 @@ def sha(path: Path) -> str:
 
 def policy(campaign_id: str = "SALES", *, retain_days: int = 365) -> None:
     camp, _ = Campaign.objects.get_or_create(kind="outbound", campaign_id=campaign_id, defaults={"name": campaign_id})
-    RetentionPolicy.objects.update_or_create(
-        campaign=camp,
-        defaults={"keep_local_days": 1, "retain_days": retain_days, "codec": "mp3", "override_reason": "tests"},
-    )
+    make_policy(campaign=camp, keep_local_days=1, retain_days=retain_days, codec="mp3", override_reason="tests")
 
 
 def wav(path: Path, seed: int) -> Path:
