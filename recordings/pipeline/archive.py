@@ -38,6 +38,7 @@ from recordings.lib.disk import spool_usage, under_pressure
 from recordings.lib.storage import ArchiveTarget, StorageError, object_key
 from recordings.models import Recording, RecordingQuerySet
 from recordings.pipeline.target import get_target
+from recordings.pipeline.tiering import storage_class_for
 from recordings.pipeline.workqueue import (
     claim,
     ended,
@@ -327,6 +328,7 @@ def _plan(recording: Recording, found: spool.Found, prepared: Prepared) -> dict[
         "stored_sha256": prepared.output_sha256,
         "stored_size": prepared.output_size,
         "encoder": prepared.encoder,
+        "storage_class": storage_class_for(recording),
         "object_key": object_key(
             campaign_id=recording.campaign.campaign_id if recording.campaign else "",
             start_time=recording.start_time,
@@ -372,6 +374,7 @@ def _upload(job: _Job) -> str:
         size=prepared.output_size,
         metadata=_metadata(recording, prepared.original_sha256),
         content_type=prepared.content_type,
+        storage_class=recording.storage_class,
     )
     recording.uploaded_at = job.now
     if not stored.already_present and stored.server_sha256_hex == prepared.output_sha256:
