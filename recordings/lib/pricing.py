@@ -175,13 +175,16 @@ def refusal(
     prices: Callable[[str], float] | None = None,
 ) -> str:
     """Why ``storage_class`` costs more than it saves for objects of ``size`` bytes kept ``days`` days on
-    any of ``providers`` (a sentence), or "" when it saves (or is STANDARD)."""
+    any of ``providers`` that offer it (a sentence), or "" when it saves (or is STANDARD)."""
     if storage_class == STANDARD:
         return ""
-    for provider in providers:
+    offering = [p for p in providers if offer(p, storage_class, prices) is not None]
+    if not offering:
+        names = " or ".join(p.upper() for p in providers)
+        return f"{storage_class} is not offered by {names}; choose STANDARD or STANDARD_IA there."
+    for provider in offering:
         chosen = offer(provider, storage_class, prices)
-        if chosen is None:
-            return f"{storage_class} is not offered by {provider.upper()}; choose STANDARD or STANDARD_IA there."
+        assert chosen is not None
         saving = saving_per_object(provider, storage_class, size=size, days=days, prices=prices)
         if saving is not None and saving <= 0:
             reasons = []
