@@ -226,8 +226,8 @@ def test_retier_on_a_folder_archive_records_the_class(
 
 
 def test_a_minimum_duration_alone_is_not_a_refusal() -> None:
-    """17 days in S3 Standard-IA are billed as 30 at $0.0125: still cheaper than 17 at $0.023."""
+    """17 days in S3 Standard-IA are billed as 30 at $0.0125: for a long call still cheaper than 17 at $0.023."""
     from recordings.lib import pricing
 
-    assert pricing.refusal("STANDARD_IA", providers=("s3",), size=3_000_000, days=17) == ""
+    assert pricing.refusal("STANDARD_IA", providers=("s3",), size=30_000_000, days=17) == ""
     assert "bills at least 30" in pricing.refusal("STANDARD_IA", providers=("s3",), size=3_000_000, days=9)
