@@ -134,11 +134,12 @@ class Volume:
     read_bytes: int = 0
 
 
-def cost(offer_: Offer, volume: Volume) -> dict[str, float]:
-    """What ``volume`` costs on ``offer_``: storage (minimum duration and size applied), requests (one
-    write per object, one read per playback), retrieval and egress of the bytes read; and the total."""
+def cost(offer_: Offer, volume: Volume, *, minimums: bool = True) -> dict[str, float]:
+    """What ``volume`` costs on ``offer_``: storage (minimum size and, with ``minimums``, minimum duration
+    applied), requests (one write per object, one read per playback), retrieval and egress of the bytes
+    read; and the total. ``minimums=False`` prices a month of a bucket whose objects stay longer."""
     stored = volume.billable_bytes if offer_.min_bytes else volume.bytes
-    months = max(volume.days, offer_.min_days) / DAYS_PER_MONTH
+    months = (max(volume.days, offer_.min_days) if minimums else volume.days) / DAYS_PER_MONTH
     parts = {
         "storage": stored / GIB * offer_.gb_month * months,
         "requests": volume.objects * offer_.write + volume.reads * offer_.read,
