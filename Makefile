@@ -35,6 +35,7 @@ demo: setup
 	$(PY) manage.py migrate -v0
 	$(PY) manage.py demo
 	$(PY) manage.py run_lifecycle
+	$(PY) manage.py cost_forecast
 	@echo
 	@echo "Done: the demo's recordings are cataloged and archived (see above)."
 	@echo "Open the admin:  $(PY) manage.py createsuperuser && $(PY) manage.py runserver"
