@@ -96,6 +96,7 @@ def policy_change_impact(policy: RetentionPolicy, *, new_retain_days: int, now: 
 
 # --- what storage costs, per policy, on R2 and S3 ------------------------------------------------------
 
+CENTS = 4  # USD rounded to hundredths of a cent: a small installation's month is a few cents
 READ_ACTIONS = (AccessEvent.Action.PLAY, AccessEvent.Action.DOWNLOAD, AccessEvent.Action.LINK)
 
 
@@ -152,9 +153,9 @@ def _policy_costs(policy: RetentionPolicy, explicit: list[int], now: datetime) -
                 "storage_class": offer.storage_class,
                 "label": offer.label,
                 "chosen": offer.storage_class == policy.storage_class,
-                "monthly_storage_today": round(monthly["storage"], 2),
-                "whole_retention": {name: round(value, 2) for name, value in whole.items()},
-                "playback": round(whole["retrieval"] + whole["egress"], 2),
+                "monthly_storage_today": round(monthly["storage"], CENTS),
+                "whole_retention": {name: round(value, CENTS) for name, value in whole.items()},
+                "playback": round(whole["retrieval"] + whole["egress"], CENTS),
                 "refused": pricing.refusal(
                     offer.storage_class,
                     providers=(offer.provider,),
@@ -195,7 +196,7 @@ def cost_forecast(*, now: datetime) -> dict[str, Any]:
             for offer in row["offers"]
             if offer["provider"] == provider and (offer["chosen"] or _fallback(row, offer, provider))
         ]
-        totals[provider] = round(sum(o["whole_retention"]["total"] for o in chosen), 2)
+        totals[provider] = round(sum(o["whole_retention"]["total"] for o in chosen), CENTS)
     cheaper = min(totals, key=totals.__getitem__)
     other = max(totals, key=totals.__getitem__)
     return {
@@ -203,7 +204,7 @@ def cost_forecast(*, now: datetime) -> dict[str, Any]:
         "policies": rows,
         "whole_retention_total": totals,
         "cheaper": cheaper,
-        "saving": round(totals[other] - totals[cheaper], 2),
+        "saving": round(totals[other] - totals[cheaper], CENTS),
     }
 
 

@@ -58,15 +58,15 @@ def test_each_policy_is_priced_on_every_class_with_its_playback(world: dict[str,
     assert row["last_30_days"] == {"recordings": 10, "bytes": 10 * MB, "reads": 20, "read_bytes": 20 * MB}
     gib = 10 * MB / pricing.GIB
     s3 = offer_row(data, "policy for COLLECT", "s3", "STANDARD")["whole_retention"]
-    assert s3["storage"] == round(gib * 0.023 * 1197 / 30, 2)
-    assert s3["egress"] == round(2 * gib * 0.09, 2) and s3["retrieval"] == 0
+    assert s3["storage"] == round(gib * 0.023 * 1197 / 30, 4)
+    assert s3["egress"] == round(2 * gib * 0.09, 4) and s3["retrieval"] == 0
     glacier = offer_row(data, "policy for COLLECT", "s3", "GLACIER_IR")
-    assert glacier["chosen"] and glacier["whole_retention"]["retrieval"] == round(2 * gib * 0.03, 2)
-    assert glacier["whole_retention"]["storage"] == round(gib * 0.004 * 1197 / 30, 2)
+    assert glacier["chosen"] and glacier["whole_retention"]["retrieval"] == round(2 * gib * 0.03, 4)
+    assert glacier["whole_retention"]["storage"] == round(gib * 0.004 * 1197 / 30, 4)
     r2 = offer_row(data, "policy for COLLECT", "r2", "STANDARD")["whole_retention"]
-    assert r2["egress"] == 0 and r2["storage"] == round(gib * 0.015 * 1197 / 30, 2)
+    assert r2["egress"] == 0 and r2["storage"] == round(gib * 0.015 * 1197 / 30, 4)
     assert offer_row(data, "policy for COLLECT", "s3", "STANDARD")["monthly_storage_today"] == round(
-        11 * MB / pricing.GIB * 0.023, 2
+        11 * MB / pricing.GIB * 0.023, 4
     )
 
 
@@ -76,8 +76,8 @@ def test_the_totals_compare_r2_and_s3_with_each_policy_in_its_own_class(world: d
     # GLACIER_IR is not offered by R2: that policy is priced in R2 Standard there.
     r2 = offer_row(data, "policy for COLLECT", "r2", "STANDARD")["whole_retention"]["total"]
     s3 = offer_row(data, "policy for COLLECT", "s3", "GLACIER_IR")["whole_retention"]["total"]
-    assert data["whole_retention_total"] == {"r2": round(r2, 2), "s3": round(s3, 2)}
-    assert data["cheaper"] == ("r2" if r2 < s3 else "s3") and data["saving"] == round(abs(r2 - s3), 2)
+    assert data["whole_retention_total"] == {"r2": round(r2, 4), "s3": round(s3, 4)}
+    assert data["cheaper"] == ("r2" if r2 < s3 else "s3") and data["saving"] == round(abs(r2 - s3), 4)
 
 
 def test_heavy_playback_makes_r2_the_cheaper_provider(world: dict[str, Any]) -> None:

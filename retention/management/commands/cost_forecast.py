@@ -8,7 +8,8 @@ from vicirec.commands import StageCommand
 
 
 def money(value: float) -> str:
-    return f"${value:,.2f}"
+    """Dollars and cents; below a dollar to a hundredth of a cent (a small installation's bill)."""
+    return f"${value:,.2f}" if abs(value) >= 1 else f"${value:.4f}"
 
 
 class Command(StageCommand):
@@ -39,7 +40,7 @@ class Command(StageCommand):
                 )
         totals = data["whole_retention_total"]
         lines.append(
-            f"Every policy in its own class (*): ${totals['r2']:.2f} on R2, ${totals['s3']:.2f} on S3 per month of "
-            f"calls over their retention; {data['cheaper'].upper()} is cheaper by ${data['saving']:.2f}."
+            f"Every policy in its own class (*): {money(totals['r2'])} on R2, {money(totals['s3'])} on S3 per month "
+            f"of calls over their retention; {data['cheaper'].upper()} is cheaper by {money(data['saving'])}."
         )
         return "\n".join(lines)
