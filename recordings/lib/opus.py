@@ -27,8 +27,10 @@ import numpy as np
 RATES: Final = (8000, 12000, 16000, 24000, 48000)  # what libopus takes without resampling
 FRAME_MS: Final = (20, 40, 60)
 DEFAULT_FRAME_MS: Final = 60  # fewer packets: less framing per second and fewer calls per minute of audio
-DEFAULT_KBPS: Final = 10  # bench/bench_codec.py: intelligibility above VICIdial's 16 kbps MP3 at ~0.55x its bytes
-DEFAULT_COMPLEXITY: Final = 5  # measured by bench/bench_codec.py: same intelligibility, about 2x faster than 10
+# bench/bench_codec.py: the fewest bytes whose intelligibility (STOI) is no worse than VICIdial's 16 kbps MP3
+# (12 kbps: ~0.69x its bytes); complexity 6 gains what 10 does at 12 kbps and keeps ~300x realtime per core.
+DEFAULT_KBPS: Final = 12
+DEFAULT_COMPLEXITY: Final = 6
 
 _APPLICATION_VOIP: Final = 2048
 _SET_BITRATE: Final = 4002
