@@ -7,12 +7,25 @@ PY      = $(VENV)/bin/python
 
 .PHONY: setup demo test lint bench
 
+# What the codec benchmark's corpus and baselines need: espeak-ng and sox make the call audio, lame is
+# VICIdial's own MP3 encoder, sox also VICIdial's GSM.
+$(VENV)/.bench-deps:
+	@command -v espeak-ng >/dev/null && command -v sox >/dev/null && command -v lame >/dev/null || \
+	  { echo "Installing espeak-ng, sox and lame (codec benchmark)…"; \
+	    $$( [ "$$(id -u)" = 0 ] || echo sudo ) apt-get update -qq && \
+	    $$( [ "$$(id -u)" = 0 ] || echo sudo ) apt-get install -y -qq espeak-ng sox lame >/dev/null; }
+	@mkdir -p $(VENV) && touch $@
+
 # System headers for mysqlclient (built from source: it ships no Linux wheels).
 $(VENV)/.system-deps:
 	@pkg-config --exists libmariadb 2>/dev/null || pkg-config --exists mysqlclient 2>/dev/null || \
 	  { echo "Installing libmariadb-dev and pkg-config (needed to build mysqlclient)…"; \
 	    $$( [ "$$(id -u)" = 0 ] || echo sudo ) apt-get update -qq && \
 	    $$( [ "$$(id -u)" = 0 ] || echo sudo ) apt-get install -y -qq libmariadb-dev pkg-config >/dev/null; }
+	@/sbin/ldconfig -p | grep -q 'libopus\.so\.0' || \
+	  { echo "Installing libopus0 (the Opus encoder)…"; \
+	    $$( [ "$$(id -u)" = 0 ] || echo sudo ) apt-get update -qq && \
+	    $$( [ "$$(id -u)" = 0 ] || echo sudo ) apt-get install -y -qq libopus0 >/dev/null; }
 	@mkdir -p $(VENV) && touch $@
 
 # Debian's headless Chromium and its WebDriver, for the compliance desk's browser tests.
@@ -35,6 +48,7 @@ demo: setup
 	$(PY) manage.py migrate -v0
 	$(PY) manage.py demo
 	$(PY) manage.py run_lifecycle
+	$(PY) manage.py cost_forecast
 	@echo
 	@echo "Done: the demo's recordings are cataloged and archived (see above)."
 	@echo "Open the admin:  $(PY) manage.py createsuperuser"
@@ -58,5 +72,5 @@ test: setup $(VENV)/.browser-deps
 lint: setup
 	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check . && $(VENV)/bin/lint-imports
 
-bench: setup
+bench: setup $(VENV)/.bench-deps
 	$(PY) bench/run.py

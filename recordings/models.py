@@ -148,6 +148,8 @@ class Recording(models.Model):
     uploaded_at = models.DateTimeField(null=True, blank=True)
     verified_at = models.DateTimeField(null=True, blank=True)
     verify_method = models.CharField(max_length=20, blank=True)
+    # The S3 storage class the object was written with (or last moved to by retier); "" = the bucket's default.
+    storage_class = models.CharField(max_length=11, blank=True)
     local_cleared_at = models.DateTimeField(null=True, blank=True)
     expired_at = models.DateTimeField(null=True, blank=True)
 

@@ -7,6 +7,7 @@ own database, the generated demo VICIdial database and spool, a local archive fo
 
 from __future__ import annotations
 
+import os
 import secrets
 from datetime import timedelta
 from pathlib import Path
@@ -150,10 +151,13 @@ VICIREC_MISSING_RETRY_MINUTES = env_int("VICIREC_MISSING_RETRY_MINUTES", 30, min
 VICIREC_SETTLE_SECONDS = env_int("VICIREC_SETTLE_SECONDS", 60, minimum=0)
 VICIREC_UPLOAD_THREADS = env_int("VICIREC_UPLOAD_THREADS", 4, minimum=1)
 VICIREC_CLAIM_LEASE_SECONDS = env_int("VICIREC_CLAIM_LEASE_SECONDS", 900, minimum=30)
-VICIREC_DEFAULT_CODEC = env_choice("VICIREC_CODEC", "mp3", ("mp3", "opus", "flac", "none"))
+VICIREC_DEFAULT_CODEC = env_choice("VICIREC_CODEC", "opus", ("mp3", "opus", "flac", "none"))
 VICIREC_DEFAULT_KEEP_LOCAL_DAYS = env_int("VICIREC_DEFAULT_KEEP_LOCAL_DAYS", 3)
 VICIREC_DEFAULT_RETAIN_DAYS = env_int("VICIREC_DEFAULT_RETAIN_DAYS", 7 * 365 + 2, minimum=1)
 VICIREC_RETENTION_MAX_SHARE = env_float("VICIREC_RETENTION_MAX_SHARE", 0.05, maximum=1.0)
+# Storage prices (USD) that differ from the list prices in recordings/lib/pricing.py: any VICIREC_PRICE_*
+# variable, e.g. VICIREC_PRICE_S3_STANDARD_GB_MONTH=0.021 for a negotiated rate.
+VICIREC_PRICES = {name: env_float(name, 0.0) for name in sorted(os.environ) if name.startswith("VICIREC_PRICE_")}
 VICIREC_WORK_DIR = VICIREC_HOME / "work"
 
 # --- Archive target ---------------------------------------------------------------------------------

@@ -124,7 +124,19 @@ class DeleteResult:
 
 class ArchiveTarget(Protocol):
     def put(
-        self, key: str, path: Path, *, sha256_hex: str, size: int, metadata: dict[str, str], content_type: str
+        self,
+        key: str,
+        path: Path,
+        *,
+        sha256_hex: str,
+        size: int,
+        metadata: dict[str, str],
+        content_type: str,
+        storage_class: str = "",
+    ) -> StoredObject: ...
+
+    def change_class(
+        self, key: str, version_id: str, *, storage_class: str, sha256_hex: str, size: int
     ) -> StoredObject: ...
 
     def confirm(self, key: str, *, sha256_hex: str, size: int, version_id: str = "") -> Confirmation: ...
@@ -239,6 +251,10 @@ def _conflict(key: str, detail: str) -> StorageError:
         permanent=True,
         code="KeyConflict",
     )
+
+
+def _version(version_id: str) -> dict[str, str]:
+    return {"VersionId": version_id} if version_id else {}
 
 
 def _client_error_code(exc: ClientError) -> tuple[str, int]:
@@ -393,9 +409,20 @@ class S3Target:
         return path.open("rb")
 
     def put(
-        self, key: str, path: Path, *, sha256_hex: str, size: int, metadata: dict[str, str], content_type: str
+        self,
+        key: str,
+        path: Path,
+        *,
+        sha256_hex: str,
+        size: int,
+        metadata: dict[str, str],
+        content_type: str,
+        storage_class: str = "",
     ) -> StoredObject:
+        """Upload once; ``storage_class`` (STANDARD, STANDARD_IA, GLACIER_IR) is sent as ``StorageClass``,
+        "" leaves the bucket's default."""
         checksum = _b64_from_hex(sha256_hex)
+        extra = {"StorageClass": storage_class} if storage_class else {}
         try:
             actual_size = path.stat().st_size
         except OSError as exc:
@@ -426,6 +453,7 @@ class S3Target:
                     Metadata=_metadata(metadata),
                     ContentType=content_type,
                     IfNoneMatch="*",
+                    **extra,
                 )
         except ClientError as exc:
             code, status = _client_error_code(exc)
@@ -494,6 +522,53 @@ class S3Target:
             method=method,
             detail=detail,
         )
+
+    def change_class(
+        self, key: str, version_id: str, *, storage_class: str, sha256_hex: str, size: int
+    ) -> StoredObject:
+        """Copy the object onto its own key in ``storage_class``, server-side, and verify the new copy.
+
+        The copy keeps the SHA-256 (the server recomputes it over the copied bytes and we compare it with
+        ours), the user metadata and the content type. In a versioned bucket the copy is a new version and
+        the old one stays until the caller deletes it (``delete``); unversioned, the object is replaced in
+        place. A copy that does not confirm is a StorageError and the caller keeps the old version.
+        """
+        source = {"Bucket": self.bucket, "Key": key, **({"VersionId": version_id} if version_id else {})}
+        action = f"move {key} to {storage_class}"
+        try:
+            head = self.client.head_object(Bucket=self.bucket, Key=key, **_version(version_id))
+            # REPLACE with the object's own metadata: a copy onto itself must change something the server
+            # recognises, and some servers do not count the storage class alone.
+            response = self.client.copy_object(
+                Bucket=self.bucket,
+                Key=key,
+                CopySource=source,
+                StorageClass=storage_class,
+                MetadataDirective="REPLACE",
+                Metadata=head.get("Metadata", {}),
+                ContentType=head.get("ContentType") or "application/octet-stream",
+                ChecksumAlgorithm="SHA256",
+            )
+        except (ClientError, BotoCoreError) as exc:
+            raise _storage_error(exc, action=action, bucket=self.bucket) from exc
+        new_version = response.get("VersionId") or ""
+        found = self.confirm(key, sha256_hex=sha256_hex, size=size, version_id=new_version)
+        if not found.ok:
+            raise StorageError(
+                f"the copy of {key} in {storage_class} does not match: {found.detail or 'not found'}; the old "
+                "version is kept.",
+                permanent=False,
+                code="CopyMismatch",
+            )
+        return StoredObject(key, size, sha256_hex, version_id=new_version, server_sha256_hex=found.sha256_hex)
+
+    def storage_class_of(self, key: str, version_id: str = "") -> str:
+        """The class the server reports for the object (S3 omits it on HEAD for STANDARD)."""
+        try:
+            head = self.client.head_object(Bucket=self.bucket, Key=key, **_version(version_id))
+        except (ClientError, BotoCoreError) as exc:
+            raise _storage_error(exc, action=f"read the storage class of {key}", bucket=self.bucket) from exc
+        return str(head.get("StorageClass") or "STANDARD")
 
     def iter_object(self, key: str, version_id: str = "") -> Iterator[bytes]:
         """Stream the object's bytes as the server sends them (never held whole in memory)."""
@@ -608,8 +683,17 @@ class FilesystemTarget:
         return self.root.joinpath(*parts)
 
     def put(
-        self, key: str, path: Path, *, sha256_hex: str, size: int, metadata: dict[str, str], content_type: str
+        self,
+        key: str,
+        path: Path,
+        *,
+        sha256_hex: str,
+        size: int,
+        metadata: dict[str, str],
+        content_type: str,
+        storage_class: str = "",
     ) -> StoredObject:
+        """``storage_class`` is accepted and ignored: a folder has one class (the catalog still records it)."""
         _b64_from_hex(sha256_hex)  # validates the digest
         target = self._path(key)
         try:
@@ -700,6 +784,15 @@ class FilesystemTarget:
             else:
                 result.deleted.append((key, version))
         return result
+
+    def change_class(
+        self, key: str, version_id: str, *, storage_class: str, sha256_hex: str, size: int
+    ) -> StoredObject:
+        """Nothing to move in a folder: confirm the object is intact and report it unchanged."""
+        found = self.confirm(key, sha256_hex=sha256_hex, size=size)
+        if not found.ok:
+            raise StorageError(f"{key}: {found.detail}", permanent=False, code="CopyMismatch")
+        return StoredObject(key, size, sha256_hex)
 
     def presigned_url(self, key: str, *, expires: int) -> str | None:
         return None

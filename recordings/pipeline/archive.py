@@ -43,6 +43,7 @@ from recordings.lib.hashing import hash_file
 from recordings.lib.storage import ArchiveTarget, StorageError, object_key
 from recordings.models import Recording, RecordingQuerySet
 from recordings.pipeline.target import get_target
+from recordings.pipeline.tiering import storage_class_for
 from recordings.pipeline.workqueue import (
     claim,
     ended,
@@ -361,6 +362,7 @@ def _plan(recording: Recording, upload: spool.Found, prepared: Prepared, copies:
         "stored_sha256": prepared.output_sha256,
         "stored_size": prepared.output_size,
         "encoder": prepared.encoder,
+        "storage_class": storage_class_for(recording),
         "object_key": object_key(
             campaign_id=recording.campaign.campaign_id if recording.campaign else "",
             start_time=recording.start_time,
@@ -410,6 +412,7 @@ def _upload(job: _Job) -> str:
         size=prepared.output_size,
         metadata=_metadata(recording, prepared.original_sha256),
         content_type=prepared.content_type,
+        storage_class=recording.storage_class,
     )
     recording.uploaded_at = job.now
     if not stored.already_present and stored.server_sha256_hex == prepared.output_sha256:
