@@ -12,8 +12,7 @@ from django.test import Client
 from django.urls import reverse
 
 from recordings.models import Campaign
-from retention.models import RetentionPolicy
-from tests.factories import make_recording
+from tests.factories import make_policy, make_recording
 
 pytestmark = pytest.mark.django_db
 
@@ -22,7 +21,7 @@ def test_the_dashboard_shows_the_cost_forecast_per_policy(
     make_user: Callable[..., Any], filesystem_archive: Path
 ) -> None:
     campaign = Campaign.objects.create(kind="outbound", campaign_id="TCPA", name="Consent")
-    RetentionPolicy.objects.create(campaign=campaign, keep_local_days=3, retain_days=1500, storage_class="STANDARD_IA")
+    make_policy(campaign=campaign, keep_local_days=3, retain_days=1500, storage_class="STANDARD_IA")
     make_recording(campaign=campaign, state="cleared", stored_size=2_000_000, object_key="TCPA/k.mp3")
     cache.clear()
     client = Client()

@@ -16,7 +16,7 @@ from recordings.lib import pricing
 from recordings.models import AccessEvent, Campaign
 from retention.forecast import cost_forecast
 from retention.models import RetentionPolicy
-from tests.factories import make_recording
+from tests.factories import make_policy, make_recording, policy_approver
 
 pytestmark = pytest.mark.django_db
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
@@ -26,7 +26,7 @@ MB = 1_000_000
 @pytest.fixture
 def world() -> dict[str, Any]:
     collect = Campaign.objects.create(kind="outbound", campaign_id="COLLECT", name="Collections")
-    RetentionPolicy.objects.create(
+    make_policy(
         campaign=collect,
         keep_local_days=3,
         retain_days=1200,
@@ -96,7 +96,9 @@ def test_heavy_playback_makes_r2_the_cheaper_provider(world: dict[str, Any]) -> 
 
 
 def test_a_class_that_costs_more_is_flagged(world: dict[str, Any]) -> None:
-    RetentionPolicy.objects.filter(campaign=None).update(retain_days=10, keep_local_days=3)
+    default = RetentionPolicy.objects.default()
+    default.retain_days, default.keep_local_days = 10, 3
+    default.save(approved_by=policy_approver(), reason="a short default to price")
     data = cost_forecast(now=NOW)
 
     assert "bills at least 90" in offer_row(data, "policy for all other", "s3", "GLACIER_IR")["refused"]
