@@ -76,7 +76,8 @@ def release_hold(hold: LegalHold, *, reason: str, actor: Actor) -> LegalHold:
     hold.released_by_name = actor.name
     hold.release_reason = reason.strip()
     _stamp(hold, actor, f"hold released: {reason}")
-    hold.save()
+    with transaction.atomic():  # the release and its history row's custody-ledger entry commit together
+        hold.save()
     still_held = set(Recording.objects.filter(pk__in=covered).held().values_list("pk", flat=True))
     apply_object_locks(Recording.objects.filter(pk__in=[pk for pk in covered if pk not in still_held]), on=False)
     return hold

@@ -35,7 +35,9 @@ from pathlib import Path, PurePosixPath
 from typing import IO, Any
 
 from django.conf import settings
+from django.db import transaction
 
+from recordings import ledger
 from recordings.lib import spool
 from recordings.lib.storage import StorageError
 from recordings.models import AccessEvent, Recording, RecordingEvent, RecordingQuerySet
@@ -80,11 +82,19 @@ def log_access(recording_ids: Iterable[int], *, action: str, who: Actor, detail:
             )
         )
         if len(batch) >= 1000:
-            written += len(AccessEvent.objects.bulk_create(batch))
+            written += _log_batch(batch)
             batch = []
     if batch:
-        written += len(AccessEvent.objects.bulk_create(batch))
+        written += _log_batch(batch)
     return written
+
+
+def _log_batch(batch: list[AccessEvent]) -> int:
+    """Write a batch of access events and their custody-ledger entries in one transaction."""
+    with transaction.atomic():
+        created = AccessEvent.objects.bulk_create(batch)
+        ledger.append_rows("access", [a.pk for a in created])
+    return len(created)
 
 
 # --- where a recording's bytes are -------------------------------------------------------------

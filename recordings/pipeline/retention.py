@@ -22,6 +22,7 @@ from datetime import datetime
 from django.conf import settings
 
 from holds.models import LegalHold
+from recordings import ledger
 from recordings.custody import transition_batch
 from recordings.lib import spool
 from recordings.lib.storage import StorageError
@@ -162,7 +163,7 @@ def _delete_batch(batch: list[Recording], *, target, token: str, now: datetime, 
     hold_check = {"checked_at": now.isoformat(), "held": False, "active_holds_checked": active_holds}
 
     def certify(moved: list[Recording]) -> None:
-        DeletionCertificate.objects.bulk_create(
+        certificates = DeletionCertificate.objects.bulk_create(
             DeletionCertificate(
                 recording=r,
                 deleted_at=now,
@@ -180,6 +181,7 @@ def _delete_batch(batch: list[Recording], *, target, token: str, now: datetime, 
             )
             for r in moved
         )
+        ledger.append_rows("deletion_certificate", [c.pk for c in certificates])
 
     # One transaction per batch, a fixed number of queries: the state change, certificates, custody log.
     moved = transition_batch(
