@@ -17,6 +17,7 @@ from django.db.models import Count, Min
 from holds.models import LegalHold
 from recordings.models import PipelineSnapshot, Recording
 from recordings.ops.stats import GIB, NODE_WORK_STATES, inventory
+from recordings.ops.status import last_custody_check
 from retention.forecast import forecast
 
 PRICE_DEFAULTS = {
@@ -56,6 +57,7 @@ def dashboard_data(now: datetime) -> dict[str, Any]:
         "holds": list(LegalHold.objects.active().select_related("case", "campaign")[:HOLDS_SHOWN]),
         "active_holds": LegalHold.objects.active().count(),
         "bill": _bill(totals["cloud"]),
+        "custody": last_custody_check(),
     }
 
 

@@ -181,3 +181,22 @@ def test_a_rolled_back_change_leaves_no_entry() -> None:
         custody.note(Recording.objects.get(), actor="tests", detail="noted", now=NOW)
         raise RuntimeError
     assert ledger.head() == before and LedgerEntry.objects.count() == before[0]
+
+
+def test_pipeline_status_and_the_dashboard_show_the_last_check(history: dict[str, Recording]) -> None:
+    from recordings.ops.dashboard import dashboard_data
+    from recordings.ops.status import pipeline_status
+
+    make_checkpoint(now=NOW)
+    verify_custody(now=NOW)
+    status = pipeline_status(now=NOW)
+    assert status.custody is not None and status.custody["ok"]
+    assert not any("custody" in p for p in status.problems)
+    event = history["kept"].events.order_by("id").first()
+    _sql("UPDATE recordings_recordingevent SET actor = %s WHERE id = %s", ["someone else", event.pk])
+    verify_custody(now=NOW)
+    status = pipeline_status(now=NOW)
+    assert any(
+        p.startswith("the custody ledger check of") and f"custody_event {event.pk}" in p for p in status.problems
+    )
+    assert dashboard_data(NOW)["custody"]["ok"] is False
