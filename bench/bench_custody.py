@@ -72,7 +72,7 @@ def measure_archive(spool: Path, *, files: int, repeat: int) -> dict[str, Any]:
     campaign = Campaign.objects.create(kind="outbound", campaign_id="BENCH", name="Benchmark")
     RetentionPolicy.objects.create(campaign=campaign, keep_local_days=0, retain_days=3650, codec="none")
     now, real, runs = timezone.now(), ledger.append_rows, []
-    archive_round(spool, files=20, tag="w", first_id=9_000_000, now=now)  # warm-up
+    archive_round(spool, files=20, tag="w", first_id=90_000_000, now=now)  # warm-up
     for r in range(repeat):
         with_ledger = archive_round(spool, files=files, tag=f"a{r}", first_id=1_000_000 * (2 * r + 1), now=now)
         ledger.append_rows = lambda kind, pks: []  # type: ignore[assignment,misc]
