@@ -94,64 +94,54 @@ def measure_archive(spool: Path, *, files: int, repeat: int) -> dict[str, Any]:
     }
 
 
-def fill(entries: int, start: int) -> None:
-    """Custody events start+1..entries and their ledger entries, chained onto the current head."""
+EVENT_IDS = 10_000_000  # clear of the events the archive rounds made
+AT0 = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def _page(first: int, last: int, prev: str, adapt: Any) -> tuple[list[tuple], list[tuple], str]:
+    """Events first..last and their chained ledger entries, as rows to insert; returns them and the head."""
+    from recordings import ledger
+    from recordings.lib import ledger as chain
+
+    source = ledger.sources()["custody_event"]
+    events, rows = [], []
+    for i in range(first, last + 1):
+        row = {
+            "id": EVENT_IDS + i,
+            "recording_id": 1 + i % 1000,
+            "at": AT0 + timedelta(seconds=i),
+            "from_state": "captured",
+            "to_state": "archived",
+            "actor": "archive@bench",
+            "detail": f"archived as key {i}",
+        }
+        text = chain.canonical(source.content(row))
+        digest = chain.content_sha256(text)
+        entry = chain.entry_sha256(i, "custody_event", prev, digest)
+        events.append(
+            (row["id"], row["recording_id"], adapt(row["at"]), "captured", "archived", row["actor"], row["detail"])
+        )
+        rows.append((i, "custody_event", str(row["id"]), row["recording_id"], adapt(AT0), text, digest, prev, entry))
+        prev = entry
+    return events, rows, prev
+
+
+def fill(entries: int) -> None:
+    """Custody events and their ledger entries up to ``entries``, chained onto the current head."""
     from django.db import connection, transaction
 
     from recordings import ledger
-    from recordings.lib import ledger as chain
     from recordings.models import LedgerHead, RecordingEvent
 
-    source = ledger.sources()["custody_event"]
-    EVENT_IDS = 10_000_000  # clear of the events the archive rounds made
     seq, prev = ledger.head()
-    at0 = datetime(2026, 1, 1, tzinfo=UTC)
-    ops = connection.ops
     while seq < entries:
-        events, rows = [], []
-        for i in range(seq + 1, min(seq + 20_000, entries) + 1):
-            row = {
-                "id": EVENT_IDS + i,
-                "recording_id": 1 + i % 1000,
-                "at": at0 + timedelta(seconds=i),
-                "from_state": "captured",
-                "to_state": "archived",
-                "actor": "archive@bench",
-                "detail": f"archived as key {i}",
-            }
-            text = chain.canonical(source.content(row))
-            digest = chain.content_sha256(text)
-            entry = chain.entry_sha256(i, "custody_event", prev, digest)
-            events.append(
-                (
-                    row["id"],
-                    row["recording_id"],
-                    ops.adapt_datetimefield_value(row["at"]),
-                    "captured",
-                    "archived",
-                    row["actor"],
-                    row["detail"],
-                )
-            )
-            rows.append(
-                (
-                    i,
-                    "custody_event",
-                    str(row["id"]),
-                    row["recording_id"],
-                    ops.adapt_datetimefield_value(at0),
-                    text,
-                    digest,
-                    prev,
-                    entry,
-                )
-            )
-            prev, seq = entry, i
+        last = min(seq + 20_000, entries)
+        events, rows, prev = _page(seq + 1, last, prev, connection.ops.adapt_datetimefield_value)
+        seq = last
         with transaction.atomic(), connection.cursor() as cursor:
-            table = RecordingEvent._meta.db_table
             cursor.executemany(
-                f"INSERT INTO {table} (id, recording_id, at, from_state, to_state, actor, detail) "
-                "VALUES (%s, %s, %s, %s, %s, %s, %s)",
+                f"INSERT INTO {RecordingEvent._meta.db_table} (id, recording_id, at, from_state, to_state, actor, "
+                "detail) VALUES (%s, %s, %s, %s, %s, %s, %s)",
                 events,
             )
             cursor.executemany(
@@ -163,11 +153,9 @@ def fill(entries: int, start: int) -> None:
 
 
 def measure_verify(entries: int) -> dict[str, Any]:
-    from recordings.models import Recording
+    from recordings.models import LedgerEntry, Recording, RecordingEvent
     from recordings.pipeline.checkpoints import make_checkpoint
     from recordings.pipeline.custody_check import verify_custody
-
-    from recordings.models import LedgerEntry, RecordingEvent
 
     Recording.objects.bulk_create([Recording(recording_id=i, filename=f"r{i}") for i in range(1, 1001)])
     # the baseline archive rounds wrote events with the ledger switched off: not part of this ledger
@@ -175,10 +163,8 @@ def measure_verify(entries: int) -> dict[str, Any]:
     RecordingEvent.objects.exclude(pk__in=ledgered)._raw_delete(RecordingEvent.objects.db)
     result: dict[str, Any] = {}
     for label, n in (("tenth", entries // 10), ("all", entries)):
-        from recordings import ledger
-
         start = time.perf_counter()
-        fill(n, ledger.head()[0])
+        fill(n)
         make_checkpoint(now=datetime.now(UTC))
         fill_s = time.perf_counter() - start
         before = peak_rss_mb()

@@ -87,8 +87,11 @@ def _write(zf: zipfile.ZipFile, name: str, chunks: Iterable[bytes], date_time: A
     return digest.hexdigest()
 
 
-def _entries(zf: zipfile.ZipFile, folder: str, ids: Iterable[int], extra: int, date_time: Any) -> tuple[int, Any]:
-    """custody/entries/<seq>.json for the recordings' entries and the export's; returns (first seq, listing)."""
+def _entries(
+    zf: zipfile.ZipFile, folder: str, ids: Iterable[int], extra: int, date_time: Any, sums: list[tuple[str, str]]
+) -> tuple[int, Any]:
+    """custody/entries/<seq>.json for the recordings' entries and the export's (listed in SHA256SUMS too, which
+    covers every file); returns (first seq, the entries.sha256 listing)."""
     listing = tempfile.TemporaryFile("w+b")
     first = extra
     batch: list[int] = []
@@ -97,7 +100,8 @@ def _entries(zf: zipfile.ZipFile, folder: str, ids: Iterable[int], extra: int, d
         nonlocal first
         rows = LedgerEntry.objects.filter(recording_id__in=batch).order_by("seq")
         for seq, content, digest in rows.values_list("seq", "content", "content_sha256"):
-            _write(zf, f"{folder}/custody/entries/{seq}.json", [content.encode("utf-8")], date_time)
+            name = f"custody/entries/{seq}.json"
+            sums.append((name, _write(zf, f"{folder}/{name}", [content.encode("utf-8")], date_time)))
             listing.write(f"{digest}  entries/{seq}.json\n".encode("ascii"))
             first = min(first, seq)
 
@@ -108,7 +112,8 @@ def _entries(zf: zipfile.ZipFile, folder: str, ids: Iterable[int], extra: int, d
             batch = []
     flush()
     own = LedgerEntry.objects.get(seq=extra)
-    _write(zf, f"{folder}/custody/entries/{extra}.json", [own.content.encode("utf-8")], date_time)
+    name = f"custody/entries/{extra}.json"
+    sums.append((name, _write(zf, f"{folder}/{name}", [own.content.encode("utf-8")], date_time)))
     listing.write(f"{own.content_sha256}  entries/{extra}.json\n".encode("ascii"))
     listing.seek(0)
     return first, listing
@@ -145,7 +150,7 @@ def write_custody(export: Any, zf: zipfile.ZipFile, date_time: Any, sums: list[t
     key = LedgerEntry.objects.get(kind="custody_key", ref=checkpoint.key_id)
     folder = export.folder
     ids = export.recordings.values_list("pk", flat=True).iterator(chunk_size=2000)
-    first, listing = _entries(zf, folder, ids, own.seq, date_time)
+    first, listing = _entries(zf, folder, ids, own.seq, date_time, sums)
     yield None
     with listing:
         files = {

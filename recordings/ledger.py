@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, cached_property
 from typing import Any
 
 from django.db import models, transaction
@@ -33,11 +33,11 @@ class Source:
     model: type[models.Model]
     recording_field: str | None
 
-    @property
+    @cached_property
     def fields(self) -> list[str]:
         return [f.attname for f in self.model._meta.concrete_fields]
 
-    @property
+    @cached_property
     def pk(self) -> str:
         return self.model._meta.pk.attname
 
