@@ -350,3 +350,95 @@ class PipelineSnapshot(models.Model):
 
     def __str__(self) -> str:
         return f"pipeline snapshot {self.day}"
+
+
+# --- the custody ledger (docs/custody-ledger.md) ----------------------------------------------------
+
+
+class LedgerHead(models.Model):
+    """The one row that names the ledger's last entry. Writers lock it (select_for_update) inside their own
+    transaction, so concurrent writers append one after the other and the chain has no forks."""
+
+    count = models.PositiveBigIntegerField(default=0)
+    head_sha256 = models.CharField(max_length=64, default="0" * 64)
+
+    def __str__(self) -> str:
+        return f"ledger head at {self.count}"
+
+
+class LedgerEntry(models.Model):
+    """One entry of the hash-chained custody ledger; written only by recordings.ledger, never changed.
+
+    ``content`` is the canonical JSON of what the entry records (a custody event, an access, a certificate,
+    a hold or policy history row, a key, a checkpoint, an evidence export); ``ref`` the primary key of the
+    row it copies (empty for entries that are their own record).
+    """
+
+    seq = models.PositiveBigIntegerField(unique=True)
+    kind = models.CharField(max_length=40)
+    ref = models.CharField(max_length=64, blank=True)
+    recording_id = models.PositiveBigIntegerField(null=True, blank=True)
+    at = models.DateTimeField()
+    content = models.TextField()
+    content_sha256 = models.CharField(max_length=64)
+    prev_sha256 = models.CharField(max_length=64)
+    entry_sha256 = models.CharField(max_length=64)
+
+    class Meta:
+        ordering = ["seq"]
+        indexes = [
+            models.Index(fields=["kind", "ref"], name="ledger_kind_ref_idx"),
+            models.Index(fields=["recording_id", "seq"], name="ledger_rec_seq_idx"),
+        ]
+        verbose_name_plural = "ledger entries"
+
+    def __str__(self) -> str:
+        return f"ledger entry {self.seq} ({self.kind} {self.ref})"
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        if self.pk is not None:
+            raise ValidationError("Ledger entries are permanent and cannot be changed.")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args: Any, **kwargs: Any) -> Any:
+        raise ValidationError("Ledger entries are permanent and cannot be deleted.")
+
+
+class Checkpoint(models.Model):
+    """A signed statement of the ledger's head (count, head hash, time, key), also written to the bucket."""
+
+    count = models.PositiveBigIntegerField()
+    head_sha256 = models.CharField(max_length=64)
+    at = models.DateTimeField()
+    key_id = models.CharField(max_length=16)
+    text = models.TextField(help_text="The signed text, exactly as signed.")
+    signature = models.CharField(max_length=128, help_text="Raw Ed25519 signature, hex.")
+    object_key = models.CharField(max_length=1024)
+    version_id = models.CharField(max_length=1024, blank=True)
+    locked_until = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-count", "-id"]
+        get_latest_by = "id"
+
+    def __str__(self) -> str:
+        return f"checkpoint at {self.count} ({self.at:%Y-%m-%d %H:%M})"
+
+
+class CustodyCheck(models.Model):
+    """The result of one verify_custody run (pipeline_status and the dashboard show the last one)."""
+
+    at = models.DateTimeField()
+    ok = models.BooleanField()
+    entries = models.PositiveBigIntegerField(default=0)
+    checkpoints = models.PositiveIntegerField(default=0)
+    seconds = models.FloatField(default=0)
+    first_problem = models.TextField(blank=True)
+    problems = models.JSONField(default=list)
+
+    class Meta:
+        ordering = ["-at", "-id"]
+        get_latest_by = "id"
+
+    def __str__(self) -> str:
+        return f"custody check {self.at:%Y-%m-%d %H:%M}: {'ok' if self.ok else 'FAILED'}"

@@ -242,6 +242,13 @@ VICIREC_SCHEDULE_CLEANUP_LIMIT = env_int("VICIREC_SCHEDULE_CLEANUP_LIMIT", 20000
 VICIREC_SCHEDULE_RETENTION_MINUTES = env_int("VICIREC_SCHEDULE_RETENTION_MINUTES", 24 * 60, minimum=1)
 VICIREC_SCHEDULE_VERIFY_MINUTES = env_int("VICIREC_SCHEDULE_VERIFY_MINUTES", 60, minimum=1)
 VICIREC_SCHEDULE_VERIFY_SAMPLE = env_int("VICIREC_SCHEDULE_VERIFY_SAMPLE", 200, minimum=1)
+VICIREC_SCHEDULE_CUSTODY_MINUTES = env_int("VICIREC_SCHEDULE_CUSTODY_MINUTES", 24 * 60, minimum=1)
+
+# --- Custody ledger (docs/custody-ledger.md) ----------------------------------------------------------
+# The Ed25519 key that signs ledger checkpoints: generated there (mode 0600) on first use; keep a backup.
+VICIREC_CUSTODY_KEY_FILE = Path(env_str("VICIREC_CUSTODY_KEY_FILE", str(VICIREC_HOME / "custody_key.pem")))
+# How long a checkpoint object stays under Object Lock retention (COMPLIANCE) where the bucket has it.
+VICIREC_CUSTODY_LOCK_DAYS = env_int("VICIREC_CUSTODY_LOCK_DAYS", 10 * 365, minimum=1)
 VICIREC_SCHEDULE_STATS_MINUTES = env_int("VICIREC_SCHEDULE_STATS_MINUTES", 24 * 60, minimum=1)
 # A spool filesystem this full makes its node upload recordings still inside their local window (oldest
 # first); one this full makes pipeline_status call for a person. Deletion rules never change.

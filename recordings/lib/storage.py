@@ -153,6 +153,10 @@ class ArchiveTarget(Protocol):
 
     def iter_keys(self, prefix: str = "") -> Iterator[str]: ...
 
+    def put_bytes(
+        self, key: str, data: bytes, *, content_type: str, retain_until: datetime | None = None
+    ) -> tuple[StoredObject, datetime | None]: ...
+
 
 class UnsupportedStorage(TypeError):
     """STORAGES["archive"] names a backend vicirec cannot archive to."""
@@ -654,6 +658,43 @@ class S3Target:
             raise _storage_error(exc, action=f"read the legal hold of {key}", bucket=self.bucket) from exc
         return answer.get("LegalHold", {}).get("Status") == "ON"
 
+    def object_lock_enabled(self) -> bool:
+        """Whether the bucket has S3 Object Lock (R2 and buckets made without it answer no)."""
+        try:
+            answer = self.client.get_object_lock_configuration(Bucket=self.bucket)
+        except (ClientError, BotoCoreError):
+            return False
+        return answer.get("ObjectLockConfiguration", {}).get("ObjectLockEnabled") == "Enabled"
+
+    def put_bytes(
+        self, key: str, data: bytes, *, content_type: str, retain_until: datetime | None = None
+    ) -> tuple[StoredObject, datetime | None]:
+        """A small object of its own (a custody checkpoint), never replacing one, with a server-verified
+        SHA-256 and, where the bucket has Object Lock, a COMPLIANCE retention until ``retain_until``.
+        Returns the stored object and the retention date actually set (None without Object Lock)."""
+        digest = hashlib.sha256(data).hexdigest()
+        lock = retain_until if retain_until is not None and self.object_lock_enabled() else None
+        extra: dict[str, Any] = {"ObjectLockMode": "COMPLIANCE", "ObjectLockRetainUntilDate": lock} if lock else {}
+        try:
+            response = self.client.put_object(
+                Bucket=self.bucket,
+                Key=key,
+                Body=data,
+                ChecksumSHA256=_b64_from_hex(digest),
+                ContentType=content_type,
+                IfNoneMatch="*",
+                **extra,
+            )
+        except ClientError as exc:
+            code, status = _client_error_code(exc)
+            if status != 412 and code != "PreconditionFailed":
+                raise _storage_error(exc, action=f"write {key}", bucket=self.bucket) from exc
+            return self._existing(key, sha256_hex=digest, size=len(data)), None
+        except BotoCoreError as exc:
+            raise _storage_error(exc, action=f"write {key}", bucket=self.bucket) from exc
+        stored = StoredObject(key, len(data), digest, version_id=response.get("VersionId") or "")
+        return stored, lock
+
     def iter_keys(self, prefix: str = "") -> Iterator[str]:
         paginator = self.client.get_paginator("list_objects_v2")
         try:
@@ -807,6 +848,23 @@ class FilesystemTarget:
 
     def set_legal_hold(self, key: str, version_id: str, on: bool) -> bool:
         return False
+
+    def put_bytes(
+        self, key: str, data: bytes, *, content_type: str, retain_until: datetime | None = None
+    ) -> tuple[StoredObject, datetime | None]:
+        """A small object of its own, published like an upload (never replacing one); a folder has no
+        Object Lock, so no retention is set."""
+        fd, name = tempfile.mkstemp(prefix="vicirec-object-")
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(data)
+            digest = hashlib.sha256(data).hexdigest()
+            stored = self.put(
+                key, Path(name), sha256_hex=digest, size=len(data), metadata={}, content_type=content_type
+            )
+        finally:
+            os.unlink(name)
+        return stored, None
 
     def legal_hold_status(self, key: str, version_id: str) -> bool | None:
         return None

@@ -17,6 +17,7 @@ from holds.models import LegalHold
 from recordings.lib import pricing
 from recordings.models import PipelineSnapshot, Recording
 from recordings.ops.stats import GIB, NODE_WORK_STATES, inventory
+from recordings.ops.status import last_custody_check
 from retention.forecast import cost_forecast, forecast
 from retention.models import prices
 
@@ -53,6 +54,7 @@ def dashboard_data(now: datetime) -> dict[str, Any]:
         "active_holds": LegalHold.objects.active().count(),
         "bill": _bill(totals["cloud"]),
         "costs": cost_forecast(now=now),
+        "custody": last_custody_check(),
     }
 
 

@@ -18,7 +18,7 @@ from django.db.models import Count, Min
 from django_q.models import Failure, Schedule, Success
 
 from recordings.lib import disk
-from recordings.models import Recording
+from recordings.models import CustodyCheck, Recording
 from recordings.ops.schedules import PREFIX
 from recordings.ops.stats import reported_disks, waiting_counts
 from recordings.pipeline.archive import due_for_upload
@@ -80,6 +80,7 @@ class PipelineStatus(Report):
     disks: dict[str, NodeDisk] = field(default_factory=dict)
     notices: list[str] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
+    custody: dict[str, Any] | None = None  # the last verify_custody result
 
     @property
     def needs_person(self) -> bool:
@@ -274,6 +275,21 @@ def _last_retention_stop() -> str:
     return ""
 
 
+def last_custody_check() -> dict[str, Any] | None:
+    """The last verify_custody result (None before the first run)."""
+    check = CustodyCheck.objects.order_by("-id").first()
+    if check is None:
+        return None
+    return {
+        "at": check.at,
+        "ok": check.ok,
+        "entries": check.entries,
+        "checkpoints": check.checkpoints,
+        "seconds": check.seconds,
+        "first_problem": check.first_problem,
+    }
+
+
 def pipeline_status(*, now: datetime) -> PipelineStatus:
     status = PipelineStatus(at=now, backlog=backlog(now), stages=stage_statuses(now), failures=failures())
     for stage in status.stages:
@@ -323,6 +339,12 @@ def pipeline_status(*, now: datetime) -> PipelineStatus:
     retention_stop = _last_retention_stop()
     if retention_stop:
         status.problems.append(retention_stop)
+    status.custody = last_custody_check()
+    if status.custody and not status.custody["ok"]:
+        status.problems.append(
+            f"the custody ledger check of {status.custody['at']:%Y-%m-%d %H:%M} failed at "
+            f"{status.custody['first_problem']} — run verify_custody and investigate (docs/custody-ledger.md)"
+        )
     sync_notice = _last_sync_notice()
     if sync_notice:
         status.notices.append(sync_notice)

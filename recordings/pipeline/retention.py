@@ -29,6 +29,7 @@ from django.conf import settings
 from django.db import transaction
 
 from holds.models import DeletionGate, LegalHold
+from recordings import ledger
 from recordings.custody import transition_batch
 from recordings.lib import spool
 from recordings.lib.storage import StorageError
@@ -206,7 +207,7 @@ def _delete_checked(
     hold_check = {"checked_at": now.isoformat(), "held": False, "active_holds_checked": active_holds}
 
     def certify(moved: list[Recording]) -> None:
-        DeletionCertificate.objects.bulk_create(
+        certificates = DeletionCertificate.objects.bulk_create(
             DeletionCertificate(
                 recording=r,
                 deleted_at=now,
@@ -224,6 +225,7 @@ def _delete_checked(
             )
             for r in moved
         )
+        ledger.append_rows("deletion_certificate", [c.pk for c in certificates])
 
     # One transaction per batch, a fixed number of queries: the state change, certificates, custody log.
     moved = transition_batch(
