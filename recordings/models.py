@@ -366,7 +366,7 @@ class LedgerHead(models.Model):
         return f"ledger head at {self.count}"
 
 
-class LedgerEntry(models.Model):
+class LedgerEntry(PermanentRecord):
     """One entry of the hash-chained custody ledger; written only by recordings.ledger, never changed.
 
     ``content`` is the canonical JSON of what the entry records (a custody event, an access, a certificate,
@@ -394,14 +394,6 @@ class LedgerEntry(models.Model):
 
     def __str__(self) -> str:
         return f"ledger entry {self.seq} ({self.kind} {self.ref})"
-
-    def save(self, *args: Any, **kwargs: Any) -> None:
-        if self.pk is not None:
-            raise ValidationError("Ledger entries are permanent and cannot be changed.")
-        super().save(*args, **kwargs)
-
-    def delete(self, *args: Any, **kwargs: Any) -> Any:
-        raise ValidationError("Ledger entries are permanent and cannot be deleted.")
 
 
 class Checkpoint(models.Model):
