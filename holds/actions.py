@@ -81,7 +81,7 @@ def release_hold(hold: LegalHold, *, reason: str, actor: Actor) -> LegalHold:
     hold.released_by_name = actor.name
     hold.release_reason = reason.strip()
     _stamp(hold, actor, f"hold released: {reason}")
-    with releasing():
+    with transaction.atomic(), releasing():  # the release and its history's ledger entry commit together
         hold.save()
     unlock_unheld(covered)
     carry_out_after_release(refused, now=clock.now())  # erasures this hold refused, if no other hold covers them

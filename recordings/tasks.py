@@ -61,3 +61,12 @@ def snapshot() -> dict[str, object]:
     from recordings.ops.stats import take_snapshot
 
     return take_snapshot(now=clock.now()).as_dict()
+
+
+def custody() -> dict[str, object]:
+    """Sign and anchor a checkpoint of the custody ledger, then verify the whole ledger."""
+    from recordings.pipeline.checkpoints import make_checkpoint
+    from recordings.pipeline.custody_check import verify_custody
+
+    checkpoint = make_checkpoint(now=clock.now())
+    return {"checkpoint": checkpoint.as_dict(), "verify": verify_custody(now=clock.now()).as_dict()}

@@ -10,6 +10,7 @@ from django.core.exceptions import ValidationError
 from django.db import models, transaction
 from django.db.models import Q
 
+from recordings.lib import pricing
 from retention import approval, classes
 from vicirec import clock
 from vicirec.records import PermanentRecord, audit_history
@@ -20,6 +21,30 @@ class Codec(models.TextChoices):
     OPUS = "opus", "Opus (smallest)"
     FLAC = "flac", "FLAC (lossless)"
     NONE = "none", "None (upload the capture as it is)"
+
+
+class StorageClass(models.TextChoices):
+    """The class new objects are written with, sent as the S3 ``StorageClass`` header (R2 reads it too)."""
+
+    STANDARD = pricing.STANDARD, "Standard (R2 and S3)"
+    STANDARD_IA = pricing.STANDARD_IA, "Infrequent access (R2 Infrequent Access, S3 Standard-IA; 30-day minimum)"
+    GLACIER_IR = pricing.GLACIER_IR, "Glacier Instant Retrieval (S3 only; 90-day minimum)"
+
+
+# A typical call when a policy has no stored recordings to measure yet: three minutes, at each codec's bytes
+# per second (MP3 24 kbit/s, Opus 16 kbit/s, FLAC about 60 % of 8 kHz 16-bit PCM, PCM as captured).
+TYPICAL_CALL_SECONDS = 180
+CODEC_BYTES_PER_SECOND = {"mp3": 3000, "opus": 2000, "flac": 9600, "none": 16000}
+
+
+def archive_providers() -> tuple[str, ...]:
+    """The providers a storage class is judged on: the configured bucket's (R2 when its endpoint is
+    Cloudflare's, S3 otherwise), or both when archiving to a folder (the class must pay off on either)."""
+    archive = settings.STORAGES.get("archive", {})
+    if "S3Storage" not in archive.get("BACKEND", ""):
+        return pricing.PROVIDERS
+    endpoint = str(archive.get("OPTIONS", {}).get("endpoint_url") or "")
+    return ("r2",) if "r2.cloudflarestorage.com" in endpoint else ("s3",)
 
 
 class RetentionPolicyQuerySet(models.QuerySet["RetentionPolicy"]):
@@ -101,6 +126,12 @@ class RetentionPolicy(models.Model):
         help_text="Required to keep recordings for less than the record class's legal minimum; kept in the history.",
     )
     codec = models.CharField(max_length=4, choices=Codec.choices, default=Codec.MP3)
+    storage_class = models.CharField(
+        max_length=11,
+        choices=StorageClass.choices,
+        default=StorageClass.STANDARD,
+        help_text="The class new uploads are written with; the retier command moves objects already stored.",
+    )
     # "default" or "campaign:<pk>": a unique key every database enforces (MariaDB has no partial
     # indexes, and NULL campaigns would not collide), so there is exactly one default policy.
     scope = models.CharField(max_length=30, unique=True, editable=False)
@@ -152,8 +183,50 @@ class RetentionPolicy(models.Model):
             )
         if self.keep_local_days > self.retain_days:
             errors["keep_local_days"] = "Recordings cannot stay on local disk longer than they are retained."
+        elif refused := self.storage_class_refusal():
+            errors["storage_class"] = refused
         if errors:
             raise ValidationError(errors)
+
+    @property
+    def bucket_days(self) -> int:
+        """How long each recording stays in the bucket: from its upload, after the local window, to expiry."""
+        return self.retain_days - self.keep_local_days
+
+    def typical_object_bytes(self) -> int:
+        """The average stored size of this policy's recordings in the bucket, or a typical call's size in
+        its codec when none is stored yet."""
+        from django.apps import apps
+        from django.db.models import Avg
+
+        recording = apps.get_model("recordings", "Recording")
+        covered = recording.objects.filter(state__in=recording.STORED_STATES, stored_size__isnull=False)
+        if self.campaign_id is not None:
+            covered = covered.filter(campaign_id=self.campaign_id)
+        else:
+            own = RetentionPolicy.objects.exclude(campaign=None).values("campaign_id")
+            covered = covered.exclude(campaign_id__in=own)
+        average = covered.aggregate(size=Avg("stored_size"))["size"]
+        return int(average or TYPICAL_CALL_SECONDS * CODEC_BYTES_PER_SECOND.get(self.codec, 16000))
+
+    def storage_class_refusal(self) -> str:
+        """Why this policy's storage class would cost more than it saves (minimum storage duration against
+        the days in the bucket, minimum billable size against a typical recording), or ""."""
+        if self.storage_class == StorageClass.STANDARD:
+            return ""
+        return pricing.refusal(
+            self.storage_class,
+            providers=archive_providers(),
+            size=self.typical_object_bytes(),
+            days=self.bucket_days,
+            prices=prices(),
+        )
+
+
+def prices() -> Any:
+    """``prices(name)``: the ``VICIREC_PRICE_*`` settings, else the list prices (recordings.lib.pricing)."""
+    overrides = {name: getattr(settings, name) for name in pricing.PRICE_DEFAULTS if hasattr(settings, name)}
+    return pricing.price_lookup({**overrides, **getattr(settings, "VICIREC_PRICES", {})})
 
 
 class DeletionCertificate(PermanentRecord):

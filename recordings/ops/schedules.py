@@ -118,6 +118,9 @@ def planned_schedules(nodes: list[str]) -> list[PlannedSchedule]:
         PlannedSchedule(
             schedule_name("stats"), "recordings.tasks.snapshot", settings.VICIREC_SCHEDULE_STATS_MINUTES, central
         ),
+        PlannedSchedule(
+            schedule_name("custody"), "recordings.tasks.custody", settings.VICIREC_SCHEDULE_CUSTODY_MINUTES, central
+        ),
     ]
     for node in nodes:
         plans += [
