@@ -114,6 +114,7 @@ class Recording(models.Model):
         "agent",
         "error",
         "local_path",
+        "local_copies",
         "object_key",
     )
 
@@ -403,6 +404,12 @@ class LedgerEntry(PermanentRecord):
     content_sha256 = models.CharField(max_length=64)
     prev_sha256 = models.CharField(max_length=64)
     entry_sha256 = models.CharField(max_length=64)
+    # Set when an erasure redacted ``content``: the recording whose erasure certificate covers it. The entry
+    # keeps its original ``content_sha256`` (so the chain and every signed checkpoint still hold); its
+    # content is then the row as redacted, and verify_custody checks the certificate instead of the hash.
+    redacted_for = models.PositiveBigIntegerField(null=True, blank=True)
+
+    REDACTABLE = ("content", "redacted_for")
 
     class Meta:
         ordering = ["seq"]

@@ -37,7 +37,7 @@ from django.db import transaction
 from django.db.models import Max, Q, Sum
 
 from holds.models import DeletionGate, LegalHold, holds_covering
-from recordings import custody
+from recordings import custody, ledger
 from recordings.lib import spool
 from recordings.lib.storage import StorageError
 from recordings.models import AccessEvent, Recording, RecordingEvent
@@ -182,6 +182,7 @@ def _scrubbed(row: Any) -> dict[str, Any]:
         "agent": "",
         "error": "",
         "local_path": "",
+        "local_copies": [],
         "object_key": key_marker(row.object_key),
     }
 
@@ -296,7 +297,12 @@ def _certify_and_scrub(
         request = first.request
         with redaction(basis=request.legal_basis) as redacted:
             _redact_records(r, secrets[r.pk])
-            ErasureCertificate.objects.create(
+            ledger.redact_for_erasure(
+                r.pk,
+                [value for value in (r.phone_number, r.filename) if len(value or "") >= 5],
+                lambda text, found=secrets[r.pk]: _scrub_text(text, found),
+            )
+            certificate = ErasureCertificate.objects.create(
                 recording_id=r.pk,
                 request=request,
                 erased_at=now,
@@ -317,6 +323,7 @@ def _certify_and_scrub(
                 redactions=redacted.as_list(),
             )
             redacted.recorded = True
+            ledger.append_rows("erasure_certificate", [certificate.pk])
         ErasureItem.objects.filter(pk__in=[i.pk for i in items[r.pk]]).update(
             status=ErasureItem.Status.ERASED, erased_at=now, error="", updated_at=now
         )

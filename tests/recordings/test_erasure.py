@@ -171,7 +171,8 @@ def test_a_vicidial_lead_purge_is_finished_in_the_cloud_and_a_held_call_waits_fo
         assert certificate.stored_sha256 == before[pk].stored_sha256 and certificate.requested_by.startswith("VICIdial")
         assert certificate.hold_check["held"] is False and certificate.redactions
     # Only the held recording's own rows still name the caller; the bucket holds only its object.
-    assert {rec for _, _, rec in database_hits(PHONE)} == {held_id}
+    hits = database_hits(PHONE)
+    assert {rec for _, _, rec in hits} == {held_id}, hits
     assert bucket_hits(s3_server, bucket, PHONE) == [before[held_id].object_key]
     assert (spool_dir / before[held_id].local_path).exists()
     refusal = ErasureItem.objects.get(recording_id=held_id)
