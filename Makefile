@@ -49,8 +49,11 @@ demo: setup
 	$(PY) manage.py demo
 	$(PY) manage.py run_lifecycle
 	$(PY) manage.py cost_forecast
+	@echo "VICIdial purges one lead (GDPR setting on); vicirec finishes the erasure in the archive:"
+	$(PY) manage.py demo --gdpr-purge
+	$(PY) manage.py erase_recordings
 	@echo
-	@echo "Done: the demo's recordings are cataloged and archived (see above)."
+	@echo "Done: the demo's recordings are cataloged and archived, and one lead's recordings erased (see above)."
 	@echo "Open the admin:  $(PY) manage.py createsuperuser"
 	@echo "                 VICIREC_DEMO_NO_2FA=1 $(PY) manage.py runserver"
 	@echo "                 then browse http://127.0.0.1:8000/admin/"

@@ -84,13 +84,13 @@ def transition_batch(
             .filter(pk__in=list(by_pk), claimed_by=token)
             .values_list("pk", flat=True)
         )
-        groups: dict[tuple[tuple[str, Any], ...], list[int]] = {}
+        groups: dict[str, tuple[dict[str, Any], list[int]]] = {}
         for pk in mine:
             values = _cleared(dict(fields(by_pk[pk][0]))) if fields else {}
-            groups.setdefault(tuple(values.items()), []).append(pk)
-        for values, pks in groups.items():
+            groups.setdefault(repr(sorted(values.items())), (values, []))[1].append(pk)  # values may be lists
+        for values, pks in groups.values():
             Recording.objects.filter(pk__in=pks).update(
-                state=to, state_changed_at=now, claimed_by="", claimed_until=None, **dict(values)
+                state=to, state_changed_at=now, claimed_by="", claimed_until=None, **values
             )
         moved = [by_pk[pk][0] for pk in mine]
         if each:

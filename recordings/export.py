@@ -44,6 +44,7 @@ from recordings.export_custody import write_custody
 from recordings.lib import spool
 from recordings.lib.storage import StorageError
 from recordings.models import AccessEvent, Recording, RecordingEvent, RecordingQuerySet
+from recordings.pipeline.erasure import blocked_erasures
 from recordings.pipeline.target import get_target
 from vicirec.actors import Actor
 from vicirec.reports import Report
@@ -528,6 +529,7 @@ class EvidenceExport:
             "audio_bytes": self.report.audio_bytes,
             "without_audio": self.report.without_audio,
             "mismatched": self.report.mismatched,
+            "erasure_requests_blocked": blocked_erasures(self.recordings),
         }
 
     def _readme(self) -> str:

@@ -52,12 +52,13 @@ class Source:
 def sources() -> dict[str, Source]:
     """The tables the ledger copies, by entry kind."""
     from holds.models import LegalHold
-    from retention.models import DeletionCertificate, PolicyProposal, RetentionPolicy
+    from retention.models import DeletionCertificate, ErasureCertificate, PolicyProposal, RetentionPolicy
 
     found = [
         Source("custody_event", RecordingEvent, "recording_id"),
         Source("access", AccessEvent, "recording_id"),
         Source("deletion_certificate", DeletionCertificate, "recording_id"),
+        Source("erasure_certificate", ErasureCertificate, "recording_id"),
         Source("hold_history", LegalHold.history.model, None),
         Source("policy_history", RetentionPolicy.history.model, None),
         Source("proposal_history", PolicyProposal.history.model, None),
@@ -139,6 +140,30 @@ def append_record(kind: str, content: dict[str, Any], *, ref: str = "", recordin
     if kind in sources():
         raise ValueError(f"{kind} entries copy rows: use append_rows")
     return _append([Pending(kind, ref, recording_id, content)])[0]
+
+
+def redact_for_erasure(recording_id: int, needles: list[str], scrub: Any) -> None:
+    """Inside ``vicirec.records.redaction()``: make the ledger forget what an erasure scrubbed.
+
+    The entries that copy the recording's own rows take the rows' redacted content; any other entry whose
+    content names one of ``needles`` (an evidence export listing the file) is passed through ``scrub``.
+    Every such entry keeps its original ``content_sha256`` and is marked ``redacted_for=recording_id``.
+    """
+    changed: dict[int, LedgerEntry] = {}
+    for entry in LedgerEntry.objects.filter(recording_id=recording_id, kind__in=list(sources())):
+        source = sources()[entry.kind]
+        row = next(iter(source.rows([entry.ref])), None)
+        if row is not None:
+            entry.content = chain.canonical(source.content(row))
+            changed[entry.pk] = entry
+    for needle in needles:  # a scan of the ledger per needle: erasures are rare, and this is their only cost
+        for entry in LedgerEntry.objects.filter(content__contains=needle).exclude(kind__in=list(sources())):
+            entry = changed.get(entry.pk, entry)
+            entry.content = scrub(entry.content)
+            changed[entry.pk] = entry
+    for entry in changed.values():
+        entry.redacted_for = recording_id
+    LedgerEntry.objects.redact(list(changed.values()), ["content", "redacted_for"])
 
 
 def on_history(sender: Any, history_instance: Any, **kwargs: Any) -> None:

@@ -60,7 +60,7 @@ class RecordingQuerySet(models.QuerySet["Recording"]):
     def needing_person(self) -> RecordingQuerySet:
         """Recordings whose last failure a retry cannot fix (see ``Recording.needs_person``), unless retention
         has deleted them since."""
-        return self.filter(needs_person=True).exclude(state=Recording.State.EXPIRED)
+        return self.filter(needs_person=True).exclude(state__in=(Recording.State.EXPIRED, Recording.State.ERASED))
 
     def with_copies(self) -> RecordingQuerySet:
         """Recordings that still have a copy vicirec owns (local file, cloud object, or both)."""
@@ -89,6 +89,7 @@ class Recording(models.Model):
         ARCHIVED = "archived", "Archived (verified in the bucket, local copy kept)"
         CLEARED = "cleared", "Local copy cleared (bucket only)"
         EXPIRED = "expired", "Expired (deleted under retention)"
+        ERASED = "erased", "Erased (on a data subject's request)"
 
     class Direction(models.TextChoices):
         OUTBOUND = "outbound", "Outbound"
@@ -100,6 +101,22 @@ class Recording(models.Model):
     WAITING_STATES = (State.CAPTURED, State.MISSING, State.FAILED)  # not in the bucket yet, to be uploaded
     STORED_STATES = (State.ARCHIVED, State.CLEARED)  # a verified copy in the bucket
     COPY_STATES = (*LOCAL_STATES, State.CLEARED)  # some copy vicirec owns, local or in the bucket
+    # What identifies the caller, the lead or the agent (the filename and paths carry the phone number in
+    # VICIdial's default pattern): what an erasure scrubs from this row and its history (pipeline/erasure.py).
+    PERSONAL_FIELDS = (
+        "filename",
+        "channel",
+        "extension",
+        "vicidial_location",
+        "vicidial_id",
+        "lead_id",
+        "phone_number",
+        "agent",
+        "error",
+        "local_path",
+        "local_copies",
+        "object_key",
+    )
 
     # VICIdial's recording_log.recording_id: the id ops and VICIdial's screens know.
     recording_id = models.PositiveBigIntegerField(primary_key=True)
@@ -256,6 +273,8 @@ class RecordingEvent(PermanentRecord):
     change appends one of these rows, which the admin shows read-only and evidence exports include.
     """
 
+    REDACTABLE = ("detail",)  # an erasure replaces file names, keys and numbers in it (vicirec.records)
+
     recording = models.ForeignKey(Recording, on_delete=models.PROTECT, related_name="events")
     at = models.DateTimeField(default=clock.now, db_index=True)
     from_state = models.CharField(max_length=10, blank=True)
@@ -298,6 +317,8 @@ class AccessEvent(PermanentRecord):
         DOWNLOAD = "download", "Downloaded"
         LINK = "link", "Opened through a VICIdial link"
         EXPORT = "export", "Exported as evidence"
+
+    REDACTABLE = ("detail",)  # an erasure replaces file names and keys in it (vicirec.records)
 
     recording = models.ForeignKey(Recording, on_delete=models.PROTECT, related_name="access_events")
     action = models.CharField(max_length=10, choices=Action.choices)
@@ -383,6 +404,12 @@ class LedgerEntry(PermanentRecord):
     content_sha256 = models.CharField(max_length=64)
     prev_sha256 = models.CharField(max_length=64)
     entry_sha256 = models.CharField(max_length=64)
+    # Set when an erasure redacted ``content``: the recording whose erasure certificate covers it. The entry
+    # keeps its original ``content_sha256`` (so the chain and every signed checkpoint still hold); its
+    # content is then the row as redacted, and verify_custody checks the certificate instead of the hash.
+    redacted_for = models.PositiveBigIntegerField(null=True, blank=True)
+
+    REDACTABLE = ("content", "redacted_for")
 
     class Meta:
         ordering = ["seq"]

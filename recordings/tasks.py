@@ -14,6 +14,7 @@ from recordings.lib import disk
 from recordings.pipeline.archive import archive_due
 from recordings.pipeline.catalog import sync_recordings
 from recordings.pipeline.cleanup import cleanup_local
+from recordings.pipeline.erasure import erase_recordings
 from recordings.pipeline.verify import verify_archive
 from vicirec import clock
 
@@ -46,6 +47,10 @@ def archive(node: str, limit: int | None = None) -> dict[str, object]:
 
 def cleanup(node: str, limit: int | None = None) -> dict[str, object]:
     return _with_disk(cleanup_local(now=clock.now(), node=_this_node(node), limit=limit).as_dict())
+
+
+def erase() -> dict[str, object]:
+    return erase_recordings(now=clock.now()).as_dict()
 
 
 def verify(sample: int) -> dict[str, object]:

@@ -153,6 +153,7 @@ class ArchiveTarget(Protocol):
 
     def iter_keys(self, prefix: str = "") -> Iterator[str]: ...
 
+    def versions(self, key: str) -> list[tuple[str, str]]: ...
     def put_bytes(
         self, key: str, data: bytes, *, content_type: str, retain_until: datetime | None = None
     ) -> tuple[StoredObject, datetime | None]: ...
@@ -658,6 +659,33 @@ class S3Target:
             raise _storage_error(exc, action=f"read the legal hold of {key}", bucket=self.bucket) from exc
         return answer.get("LegalHold", {}).get("Status") == "ON"
 
+    def versions(self, key: str) -> list[tuple[str, str]]:
+        """Every version and delete marker stored under exactly ``key`` (an erasure deletes them all); in
+        an unversioned bucket, or where listing versions is not supported (R2), the key itself if present."""
+        found: list[tuple[str, str]] = []
+        try:
+            paginator = self.client.get_paginator("list_object_versions")
+            for page in paginator.paginate(Bucket=self.bucket, Prefix=key):
+                for item in [*page.get("Versions", []), *page.get("DeleteMarkers", [])]:
+                    if item.get("Key") == key:
+                        version = item.get("VersionId") or ""
+                        found.append((key, "" if version == "null" else version))
+        except ClientError as exc:
+            code, status = _client_error_code(exc)
+            if code not in {"NotImplemented", "InvalidRequest"} and status != 501:
+                raise _storage_error(exc, action=f"list the versions of {key}", bucket=self.bucket) from exc
+            try:
+                self.client.head_object(Bucket=self.bucket, Key=key)
+            except ClientError as missing:
+                code, status = _client_error_code(missing)
+                if code in _NOT_FOUND or status == 404:
+                    return []
+                raise _storage_error(missing, action=f"read {key}", bucket=self.bucket) from missing
+            found = [(key, "")]
+        except BotoCoreError as exc:
+            raise _storage_error(exc, action=f"list the versions of {key}", bucket=self.bucket) from exc
+        return sorted(set(found))
+
     def object_lock_enabled(self) -> bool:
         """Whether the bucket has S3 Object Lock (R2 and buckets made without it answer no)."""
         try:
@@ -868,6 +896,12 @@ class FilesystemTarget:
 
     def legal_hold_status(self, key: str, version_id: str) -> bool | None:
         return None
+
+    def versions(self, key: str) -> list[tuple[str, str]]:
+        try:
+            return [(key, "")] if self._path(key).is_file() else []
+        except ValueError:
+            return []
 
     def iter_keys(self, prefix: str = "") -> Iterator[str]:
         if not self.root.is_dir():

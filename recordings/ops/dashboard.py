@@ -18,6 +18,7 @@ from recordings.lib import pricing
 from recordings.models import PipelineSnapshot, Recording
 from recordings.ops.stats import GIB, NODE_WORK_STATES, inventory
 from recordings.ops.status import last_custody_check
+from recordings.pipeline.erasure import figures as erasure_figures
 from retention.forecast import cost_forecast, forecast
 from retention.models import prices
 
@@ -52,6 +53,7 @@ def dashboard_data(now: datetime) -> dict[str, Any]:
         "forecast": forecast(now=now)["windows"],
         "holds": list(LegalHold.objects.active().select_related("case", "campaign")[:HOLDS_SHOWN]),
         "active_holds": LegalHold.objects.active().count(),
+        "erasures": erasure_figures(now=now),
         "bill": _bill(totals["cloud"]),
         "costs": cost_forecast(now=now),
         "custody": last_custody_check(),

@@ -22,6 +22,8 @@ from recordings.models import CustodyCheck, Recording
 from recordings.ops.schedules import PREFIX
 from recordings.ops.stats import reported_disks, waiting_counts
 from recordings.pipeline.archive import due_for_upload
+from recordings.pipeline.erasure import figures as erasure_figures
+from recordings.pipeline.erasure import refusals as erasure_refusals
 from vicirec.reports import Report
 
 FAILURES_SHOWN = 20
@@ -80,6 +82,8 @@ class PipelineStatus(Report):
     disks: dict[str, NodeDisk] = field(default_factory=dict)
     notices: list[str] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
+    # erasure requests (by recording): pending, awaiting approval, refused under hold, erased in 30 days
+    erasures: dict[str, int] = field(default_factory=dict)
     custody: dict[str, Any] | None = None  # the last verify_custody result
 
     @property
@@ -348,4 +352,10 @@ def pipeline_status(*, now: datetime) -> PipelineStatus:
     sync_notice = _last_sync_notice()
     if sync_notice:
         status.notices.append(sync_notice)
+    status.erasures = erasure_figures(now=now)
+    if status.erasures["refused_under_hold"]:
+        status.notices.append(
+            f"{status.erasures['refused_under_hold']} erasure request(s) refused under legal hold, carried out when "
+            "the hold is released: " + "; ".join(erasure_refusals(limit=5))
+        )
     return status

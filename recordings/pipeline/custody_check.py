@@ -31,7 +31,7 @@ from recordings.pipeline.target import get_target
 from vicirec.reports import Report
 
 PAGE = 5000
-COLUMNS = ("seq", "kind", "ref", "content", "content_sha256", "prev_sha256", "entry_sha256")
+COLUMNS = ("seq", "kind", "ref", "content", "content_sha256", "prev_sha256", "entry_sha256", "redacted_for")
 
 
 @dataclass
@@ -84,13 +84,14 @@ def anchored_heads(report: CustodyReport) -> dict[int, tuple[str, str]]:
 def _walk_page(
     rows: list[tuple], state: dict[str, Any], heads: dict[int, tuple[str, str]], report: CustodyReport
 ) -> None:
-    for seq, kind, ref, content, content_hash, prev, entry_hash in rows:
+    for seq, kind, ref, content, content_hash, prev, entry_hash, redacted_for in rows:
         name = f"entry {seq} ({kind} {ref})".replace(" )", ")")
         if seq != state["seq"] + 1:
             report.problems.append(f"{name}: out of sequence, expected entry {state['seq'] + 1}")
         if prev != state["prev"]:
             report.problems.append(f"{name}: its previous-entry hash is not the hash of entry {state['seq']}")
-        if chain.content_sha256(content) != content_hash:
+        # A redacted entry keeps the hash of what it said before the erasure (redactions_certified checks it).
+        if redacted_for is None and chain.content_sha256(content) != content_hash:
             report.problems.append(f"{name}: its content does not hash to its content_sha256")
         if chain.entry_sha256(seq, kind, prev, content_hash) != entry_hash:
             report.problems.append(f"{name}: its entry hash does not recompute")
@@ -171,6 +172,23 @@ def unledgered_rows(report: CustodyReport) -> None:
             report.problems.append(f"{kind}: the ledger has {counted.get(kind, 0)} entries for {total} rows")
 
 
+def redactions_certified(report: CustodyReport) -> None:
+    """Every redacted entry is covered by the ledgered erasure certificate of the recording it names."""
+    from retention.models import ErasureCertificate
+
+    redacted = LedgerEntry.objects.exclude(redacted_for=None)
+    certified = ErasureCertificate.objects.values("recording_id")
+    ledgered = LedgerEntry.objects.filter(kind="erasure_certificate").values("recording_id")
+    for seq, kind, ref, recording_id in (
+        redacted.exclude(redacted_for__in=certified.filter(recording_id__in=ledgered))
+        .order_by("seq")
+        .values_list("seq", "kind", "ref", "redacted_for")[:50]
+    ):
+        report.problems.append(
+            f"entry {seq} ({kind} {ref}): redacted, but no ledgered erasure certificate of recording {recording_id}"
+        )
+
+
 def certificates_match_catalog(report: CustodyReport) -> None:
     differing = Recording.objects.filter(certificate__isnull=False).filter(
         ~Q(certificate__stored_sha256=F("stored_sha256")) | ~Q(certificate__original_sha256=F("original_sha256"))
@@ -189,6 +207,7 @@ def verify_custody(*, now: datetime, record: bool = True) -> CustodyReport:
     walk_chain(heads, report)
     unledgered_rows(report)
     certificates_match_catalog(report)
+    redactions_certified(report)
     report.seconds = round(time.monotonic() - started, 2)
     if record:
         CustodyCheck.objects.create(

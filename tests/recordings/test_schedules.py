@@ -22,7 +22,7 @@ from vicirec import clock
 
 pytestmark = pytest.mark.django_db
 ROOT = Path(__file__).resolve().parents[2]
-CENTRAL = ("vicirec.sync", "vicirec.retention", "vicirec.verify", "vicirec.stats", "vicirec.custody")
+CENTRAL = ("vicirec.sync", "vicirec.retention", "vicirec.erasure", "vicirec.verify", "vicirec.stats", "vicirec.custody")
 
 
 def schedule_rows() -> list[tuple[Any, ...]]:
