@@ -37,11 +37,15 @@ from pathlib import Path, PurePosixPath
 from typing import IO, Any
 
 from django.conf import settings
+from django.db import transaction
 
 from holds.models import holds_by_recording
+from recordings import ledger
+from recordings.export_custody import write_custody
 from recordings.lib import spool
 from recordings.lib.storage import StorageError
 from recordings.models import AccessEvent, Recording, RecordingEvent, RecordingQuerySet
+from recordings.pipeline.erasure import blocked_erasures
 from recordings.pipeline.target import get_target
 from vicirec.actors import Actor
 from vicirec.reports import Report
@@ -93,11 +97,19 @@ def log_access(recording_ids: Iterable[int], *, action: str, who: Actor, detail:
             )
         )
         if len(batch) >= 1000:
-            written += len(AccessEvent.objects.bulk_create(batch))
+            written += _log_batch(batch)
             batch = []
     if batch:
-        written += len(AccessEvent.objects.bulk_create(batch))
+        written += _log_batch(batch)
     return written
+
+
+def _log_batch(batch: list[AccessEvent]) -> int:
+    """Write a batch of access events and their custody-ledger entries in one transaction."""
+    with transaction.atomic():
+        created = AccessEvent.objects.bulk_create(batch)
+        ledger.append_rows("access", [a.pk for a in created])
+    return len(created)
 
 
 # --- where a recording's bytes are -------------------------------------------------------------
@@ -381,6 +393,9 @@ Contents
   custody_log.csv   every state change, change of record, legal hold (placed, released) and access of
                     each recording, with who and when
   SHA256SUMS        the SHA-256 of every other file in this folder
+  custody/          this package's entries in vicirec's hash-chained custody ledger, the chain up to a
+                    signed checkpoint, and the public key that signed it; VERIFY.txt says how to check
+                    everything with standard tools, and verify.py does it all (Python standard library)
 
 How to verify it
   1. Unzip the package and open a terminal in the folder evidence-{export_id}/
@@ -478,6 +493,7 @@ class EvidenceExport:
                 handle.seek(0)
                 yield from self._text_entry(zf, name, handle, date_time, sums)
         yield from self._text_entry(zf, "README.txt", io.StringIO(self._readme()), date_time, sums)
+        yield from write_custody(self, zf, date_time, sums)
         lines = "".join(f"{digest}  {name}\n" for name, digest in sums)
         zf.writestr(zipfile.ZipInfo(f"{self.folder}/SHA256SUMS", date_time), lines)
         yield None
@@ -533,6 +549,7 @@ class EvidenceExport:
             "audio_bytes": self.report.audio_bytes,
             "without_audio": self.report.without_audio,
             "mismatched": self.report.mismatched,
+            "erasure_requests_blocked": blocked_erasures(self.recordings),
         }
 
     def _readme(self) -> str:
