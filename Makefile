@@ -11,12 +11,25 @@ HOMEVAR = $(if $(VICIREC_HOME),VICIREC_HOME=$(VICIREC_HOME) )
 
 .PHONY: setup demo test lint bench
 
+# What the codec benchmark's corpus and baselines need: espeak-ng and sox make the call audio, lame is
+# VICIdial's own MP3 encoder, sox also VICIdial's GSM.
+$(VENV)/.bench-deps:
+	@command -v espeak-ng >/dev/null && command -v sox >/dev/null && command -v lame >/dev/null || \
+	  { echo "Installing espeak-ng, sox and lame (codec benchmark)…"; \
+	    $$( [ "$$(id -u)" = 0 ] || echo sudo ) apt-get update -qq && \
+	    $$( [ "$$(id -u)" = 0 ] || echo sudo ) apt-get install -y -qq espeak-ng sox lame >/dev/null; }
+	@mkdir -p $(VENV) && touch $@
+
 # System headers for mysqlclient (built from source: it ships no Linux wheels).
 $(VENV)/.system-deps:
 	@pkg-config --exists libmariadb 2>/dev/null || pkg-config --exists mysqlclient 2>/dev/null || \
 	  { echo "Installing libmariadb-dev and pkg-config (needed to build mysqlclient)…"; \
 	    $$( [ "$$(id -u)" = 0 ] || echo sudo ) apt-get update -qq && \
 	    $$( [ "$$(id -u)" = 0 ] || echo sudo ) apt-get install -y -qq libmariadb-dev pkg-config >/dev/null; }
+	@/sbin/ldconfig -p | grep -q 'libopus\.so\.0' || \
+	  { echo "Installing libopus0 (the Opus encoder)…"; \
+	    $$( [ "$$(id -u)" = 0 ] || echo sudo ) apt-get update -qq && \
+	    $$( [ "$$(id -u)" = 0 ] || echo sudo ) apt-get install -y -qq libopus0 >/dev/null; }
 	@mkdir -p $(VENV) && touch $@
 
 # Debian's headless Chromium and its WebDriver, for the compliance desk's browser tests.
@@ -39,9 +52,13 @@ demo: setup
 	$(PY) manage.py migrate -v0
 	$(PY) manage.py demo
 	$(PY) manage.py run_lifecycle
+	$(PY) manage.py cost_forecast
+	@echo "VICIdial purges one lead (GDPR setting on); vicirec finishes the erasure in the archive:"
+	$(PY) manage.py demo --gdpr-purge
+	$(PY) manage.py erase_recordings
 	$(PY) manage.py collectstatic --noinput -v0
 	@echo
-	@echo "Done: the demo's recordings are cataloged and archived (see above)."
+	@echo "Done: the demo's recordings are cataloged and archived, and one lead's recordings erased (see above)."
 	@echo "Open the desk (styled, as in production: gunicorn with WhiteNoise, docs/deployment.md):"
 	@echo "  $(HOMEVAR)$(abspath $(PY)) $(CURDIR)/manage.py createsuperuser"
 	@echo "  $(HOMEVAR)VICIREC_DEMO_NO_2FA=1 $(abspath $(VENV))/bin/gunicorn $(GUNICORN_ARGS)"
@@ -49,11 +66,20 @@ demo: setup
 	@echo "VICIREC_DEMO_NO_2FA=1 is for the demo only: it lets superusers and Legal approvers sign in without"
 	@echo "an authenticator code (production: manage.py enrol_totp USER; check --deploy refuses the switch)."
 
+# vicirec's own database for each pass of the suite: SQLite (the embedded default), then MariaDB and
+# PostgreSQL as production runs them (claims, row locks and conditional updates differ between them).
+# `make test TEST_DATABASES=sqlite` runs the first pass only.
+TEST_DATABASES ?= sqlite mysql://root@127.0.0.1:3306/vicirec_own postgres://postgres@127.0.0.1:5432/vicirec_own
+
 test: setup $(VENV)/.browser-deps
-	$(VENV)/bin/pytest
+	@for db in $(TEST_DATABASES); do \
+	  echo "== vicirec's own database: $$db"; \
+	  if [ "$$db" = sqlite ]; then $(VENV)/bin/pytest || exit $$?; \
+	  else VICIREC_TEST_DATABASE_URL=$$db $(VENV)/bin/pytest || exit $$?; fi; \
+	done
 
 lint: setup
 	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check . && $(VENV)/bin/lint-imports
 
-bench: setup
+bench: setup $(VENV)/.bench-deps
 	$(PY) bench/run.py

@@ -13,6 +13,7 @@ from django.db import transaction
 from holds.guards import narrowing, proposed, releasing, snapshot
 from holds.models import Case, DeletionGate, LegalHold, PartialRelease
 from recordings.models import Campaign, Recording
+from recordings.pipeline.erasure import carry_out_after_release
 from recordings.pipeline.target import get_target
 from vicirec import clock
 from vicirec.actors import Actor
@@ -72,15 +73,25 @@ def release_hold(hold: LegalHold, *, reason: str, actor: Actor) -> LegalHold:
     if hold.released_at is not None:
         raise ValidationError(f"{hold} was already released on {hold.released_at:%Y-%m-%d %H:%M}.")
     covered = list(Recording.objects.filter(hold.condition()).stored().values_list("pk", flat=True))
+    refused = list(
+        Recording.objects.filter(hold.condition()).values_list("pk", flat=True).filter(pk__in=_refused_erasures())
+    )
     hold.released_at = clock.now()
     hold.released_by = actor.user
     hold.released_by_name = actor.name
     hold.release_reason = reason.strip()
     _stamp(hold, actor, f"hold released: {reason}")
-    with releasing():
+    with transaction.atomic(), releasing():  # the release and its history's ledger entry commit together
         hold.save()
     unlock_unheld(covered)
+    carry_out_after_release(refused, now=clock.now())  # erasures this hold refused, if no other hold covers them
     return hold
+
+
+def _refused_erasures():  # type: ignore[no-untyped-def]
+    from retention.models import ErasureItem
+
+    return ErasureItem.objects.filter(status=ErasureItem.Status.REFUSED).values("recording_id")
 
 
 def check_release(actor: Actor, reason: str) -> None:
@@ -126,6 +137,7 @@ def change_case(case: Case, *, actor: Actor, reason: str = "", **changes: Any) -
             released = [_release_part_of(h, before[h.pk], narrowed, actor=actor, reason=reason) for h in holds]
     for part in released:
         unlock_unheld(part.recording_ids)
+        carry_out_after_release(part.recording_ids, now=clock.now())
     return released
 
 
@@ -190,6 +202,7 @@ def release_part(hold: LegalHold, *, recording_ids: Iterable[int], actor: Actor,
             recording_ids=ids,
         )
     unlock_unheld(ids)
+    carry_out_after_release(ids, now=clock.now())
     return part
 
 

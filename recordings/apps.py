@@ -25,3 +25,9 @@ class RecordingsConfig(AppConfig):
         from recordings.ops.schedules import refuse_foreign_schedule
 
         pre_save.connect(refuse_foreign_schedule, sender=Schedule, dispatch_uid="vicirec.schedules.func")
+        # History rows of holds and policies go into the custody ledger, in the transaction that writes them.
+        from simple_history.signals import post_create_historical_record
+
+        from recordings import ledger
+
+        post_create_historical_record.connect(ledger.on_history, dispatch_uid="vicirec-custody-ledger")

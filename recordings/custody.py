@@ -10,7 +10,8 @@ in one short transaction, so the catalog and its custody log never disagree:
 * ``catalog`` creates new recordings with their first event (the catalog stage);
 * ``note`` appends an event that changes no state (an integrity problem found by verification).
 
-No transaction here ever spans file or network I/O: callers do that before or after.
+No transaction here ever spans file or network I/O: callers do that before or after. Every event is also
+appended to the custody ledger (recordings.ledger) in the same transaction.
 Clearing a recording's error (``error=""``) also clears ``needs_person``.
 """
 
@@ -22,6 +23,7 @@ from typing import Any
 
 from django.db import transaction
 
+from recordings import ledger
 from recordings.models import Recording, RecordingEvent
 
 
@@ -45,9 +47,10 @@ def transition(
         changed = Recording.objects.filter(pk=recording.pk, state=recording.state, claimed_by=token).update(**values)
         if changed != 1:
             return False
-        RecordingEvent.objects.create(
+        event = RecordingEvent.objects.create(
             recording_id=recording.pk, at=now, from_state=recording.state, to_state=to, actor=actor, detail=detail
         )
+        ledger.append_rows("custody_event", [event.pk])
     for name, value in values.items():
         setattr(recording, name, value)
     return True
@@ -81,22 +84,23 @@ def transition_batch(
             .filter(pk__in=list(by_pk), claimed_by=token)
             .values_list("pk", flat=True)
         )
-        groups: dict[tuple[tuple[str, Any], ...], list[int]] = {}
+        groups: dict[str, tuple[dict[str, Any], list[int]]] = {}
         for pk in mine:
             values = _cleared(dict(fields(by_pk[pk][0]))) if fields else {}
-            groups.setdefault(tuple(values.items()), []).append(pk)
-        for values, pks in groups.items():
+            groups.setdefault(repr(sorted(values.items())), (values, []))[1].append(pk)  # values may be lists
+        for values, pks in groups.values():
             Recording.objects.filter(pk__in=pks).update(
-                state=to, state_changed_at=now, claimed_by="", claimed_until=None, **dict(values)
+                state=to, state_changed_at=now, claimed_by="", claimed_until=None, **values
             )
         moved = [by_pk[pk][0] for pk in mine]
         if each:
             rows = [r for r in moved if any(getattr(r, name) for name in each)]
             Recording.objects.bulk_update(rows, list(each), batch_size=500)
-        RecordingEvent.objects.bulk_create(
+        events = RecordingEvent.objects.bulk_create(
             RecordingEvent(recording_id=pk, at=now, from_state=by_pk[pk][0].state, to_state=to, actor=actor, detail=d)
             for pk, d in ((pk, by_pk[pk][1]) for pk in mine)
         )
+        ledger.append_rows("custody_event", [e.pk for e in events])
         if then is not None:
             then(moved)
     return moved
@@ -114,10 +118,11 @@ def catalog(
         existing = set(Recording.objects.filter(recording_id__in=ids).values_list("recording_id", flat=True))
         fresh = [r for r in recordings if r.recording_id not in existing]
         Recording.objects.bulk_create(fresh, ignore_conflicts=True)
-        RecordingEvent.objects.bulk_create(
+        events = RecordingEvent.objects.bulk_create(
             RecordingEvent(recording_id=r.recording_id, at=now, to_state=r.state, actor=actor, detail=detail(r))
             for r in fresh
         )
+        ledger.append_rows("custody_event", [e.pk for e in events])
     return fresh
 
 
@@ -126,7 +131,7 @@ def note(recording: Recording, *, actor: str, detail: str, now: datetime, **fiel
     with transaction.atomic():
         if fields:
             Recording.objects.filter(pk=recording.pk).update(**_cleared(dict(fields)))
-        RecordingEvent.objects.create(
+        event = RecordingEvent.objects.create(
             recording_id=recording.pk,
             at=now,
             from_state=recording.state,
@@ -134,3 +139,4 @@ def note(recording: Recording, *, actor: str, detail: str, now: datetime, **fiel
             actor=actor,
             detail=detail,
         )
+        ledger.append_rows("custody_event", [event.pk])

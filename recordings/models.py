@@ -60,7 +60,7 @@ class RecordingQuerySet(models.QuerySet["Recording"]):
     def needing_person(self) -> RecordingQuerySet:
         """Recordings whose last failure a retry cannot fix (see ``Recording.needs_person``), unless retention
         has deleted them since."""
-        return self.filter(needs_person=True).exclude(state=Recording.State.EXPIRED)
+        return self.filter(needs_person=True).exclude(state__in=(Recording.State.EXPIRED, Recording.State.ERASED))
 
     def with_copies(self) -> RecordingQuerySet:
         """Recordings that still have a copy vicirec owns (local file, cloud object, or both)."""
@@ -77,6 +77,12 @@ class RecordingQuerySet(models.QuerySet["Recording"]):
         """Past their campaign policy's retention, with a copy still to delete (held or not)."""
         return self.with_copies().filter(RetentionPolicy.objects.age_condition(now, "retain_days"))
 
+    def expiring(self, now: datetime, days: int) -> RecordingQuerySet:
+        """Not expired yet but past their retention ``days`` from now, with a copy (held or not)."""
+        policies = RetentionPolicy.objects
+        soon = policies.age_condition(now + timedelta(days=days), "retain_days")
+        return self.with_copies().filter(soon).exclude(policies.age_condition(now, "retain_days"))
+
 
 class Recording(models.Model):
     """One VICIdial recording (one recording_log row) and everything vicirec knows and did about it."""
@@ -89,6 +95,7 @@ class Recording(models.Model):
         ARCHIVED = "archived", "Archived (verified in the bucket, local copy kept)"
         CLEARED = "cleared", "Local copy cleared (bucket only)"
         EXPIRED = "expired", "Expired (deleted under retention)"
+        ERASED = "erased", "Erased (on a data subject's request)"
 
     class Direction(models.TextChoices):
         OUTBOUND = "outbound", "Outbound"
@@ -100,6 +107,22 @@ class Recording(models.Model):
     WAITING_STATES = (State.CAPTURED, State.MISSING, State.FAILED)  # not in the bucket yet, to be uploaded
     STORED_STATES = (State.ARCHIVED, State.CLEARED)  # a verified copy in the bucket
     COPY_STATES = (*LOCAL_STATES, State.CLEARED)  # some copy vicirec owns, local or in the bucket
+    # What identifies the caller, the lead or the agent (the filename and paths carry the phone number in
+    # VICIdial's default pattern): what an erasure scrubs from this row and its history (pipeline/erasure.py).
+    PERSONAL_FIELDS = (
+        "filename",
+        "channel",
+        "extension",
+        "vicidial_location",
+        "vicidial_id",
+        "lead_id",
+        "phone_number",
+        "agent",
+        "error",
+        "local_path",
+        "local_copies",
+        "object_key",
+    )
 
     # VICIdial's recording_log.recording_id: the id ops and VICIdial's screens know.
     recording_id = models.PositiveBigIntegerField(primary_key=True)
@@ -131,6 +154,11 @@ class Recording(models.Model):
 
     # The local file, relative to a spool folder, and what it was when first hashed.
     local_path = models.CharField(max_length=1024, blank=True)
+    # Every local copy VICIdial keeps of this recording, as the archive stage found and hashed them
+    # (recordings.lib.spool.Copy.as_dict): [{"path", "kind", "size", "sha256"}], kind "wav" (monitorDONE),
+    # "orig" (ORIG/, the capture kept after compression), "mp3", "ogg", "gsm", "gsw". Cleanup and retention
+    # delete each of them, each re-hashed first where a SHA-256 is recorded.
+    local_copies = models.JSONField(default=list, blank=True)
     original_sha256 = models.CharField(max_length=64, blank=True)
     original_size = models.PositiveBigIntegerField(null=True)
 
@@ -143,6 +171,8 @@ class Recording(models.Model):
     uploaded_at = models.DateTimeField(null=True, blank=True)
     verified_at = models.DateTimeField(null=True, blank=True)
     verify_method = models.CharField(max_length=20, blank=True)
+    # The S3 storage class the object was written with (or last moved to by retier); "" = the bucket's default.
+    storage_class = models.CharField(max_length=11, blank=True)
     local_cleared_at = models.DateTimeField(null=True, blank=True)
     expired_at = models.DateTimeField(null=True, blank=True)
 
@@ -226,12 +256,30 @@ class Expiry:
         return text + "."
 
 
+class OpenCall(models.Model):
+    """A recording_log row first seen while its call was still being recorded (end_time NULL).
+
+    The catalog's watermark moves past it, so the calls after it are cataloged at once; each sync re-reads
+    the remembered ids (one query per VICIdial table, however many) and catalogs those that have ended or
+    passed VICIREC_SYNC_OPEN_GRACE_HOURS, then forgets them. Written only by the catalog stage, in the
+    same transaction as the batch it was seen in, so a crash never loses one.
+    """
+
+    recording_id = models.PositiveBigIntegerField(primary_key=True)
+    first_seen_at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"open call {self.recording_id}"
+
+
 class RecordingEvent(PermanentRecord):
     """Append-only custody log: every state change of a recording, who or what made it, and why.
 
     Pipeline stages change many rows with conditional UPDATEs (which write no model history); each such
     change appends one of these rows, which the admin shows read-only and evidence exports include.
     """
+
+    REDACTABLE = ("detail",)  # an erasure replaces file names, keys and numbers in it (vicirec.records)
 
     recording = models.ForeignKey(Recording, on_delete=models.PROTECT, related_name="events")
     at = models.DateTimeField(default=clock.now, db_index=True)
@@ -275,6 +323,8 @@ class AccessEvent(PermanentRecord):
         DOWNLOAD = "download", "Downloaded"
         LINK = "link", "Opened through a VICIdial link"
         EXPORT = "export", "Exported as evidence"
+
+    REDACTABLE = ("detail",)  # an erasure replaces file names and keys in it (vicirec.records)
 
     recording = models.ForeignKey(Recording, on_delete=models.PROTECT, related_name="access_events")
     action = models.CharField(max_length=10, choices=Action.choices)
@@ -327,3 +377,109 @@ class PipelineSnapshot(models.Model):
 
     def __str__(self) -> str:
         return f"pipeline snapshot {self.day}"
+
+
+class Agent(models.Model):
+    """A VICIdial user as the desk names it: ``vicidial_users.user`` (what recording_log.user holds) and its
+    ``full_name``. Copied by the catalog's sync (recordings.pipeline.catalog.sync_agents), so the desk can
+    search recordings by an agent's name without reading VICIdial's database."""
+
+    user = models.CharField("VICIdial user", max_length=20, primary_key=True)
+    full_name = models.CharField(max_length=50, blank=True, db_index=True)
+    synced_at = models.DateTimeField(default=clock.now)
+
+    class Meta:
+        ordering = ["user"]
+
+    def __str__(self) -> str:
+        return f"{self.user} ({self.full_name})" if self.full_name else self.user
+
+
+# --- the custody ledger (docs/custody-ledger.md) ----------------------------------------------------
+
+
+class LedgerHead(models.Model):
+    """The one row that names the ledger's last entry. Writers lock it (select_for_update) inside their own
+    transaction, so concurrent writers append one after the other and the chain has no forks."""
+
+    count = models.PositiveBigIntegerField(default=0)
+    head_sha256 = models.CharField(max_length=64, default="0" * 64)
+
+    def __str__(self) -> str:
+        return f"ledger head at {self.count}"
+
+
+class LedgerEntry(PermanentRecord):
+    """One entry of the hash-chained custody ledger; written only by recordings.ledger, never changed.
+
+    ``content`` is the canonical JSON of what the entry records (a custody event, an access, a certificate,
+    a hold or policy history row, a key, a checkpoint, an evidence export); ``ref`` the primary key of the
+    row it copies (empty for entries that are their own record).
+    """
+
+    seq = models.PositiveBigIntegerField(unique=True)
+    kind = models.CharField(max_length=40)
+    ref = models.CharField(max_length=64, blank=True)
+    recording_id = models.PositiveBigIntegerField(null=True, blank=True)
+    at = models.DateTimeField()
+    content = models.TextField()
+    content_sha256 = models.CharField(max_length=64)
+    prev_sha256 = models.CharField(max_length=64)
+    entry_sha256 = models.CharField(max_length=64)
+    # Set when an erasure redacted ``content``: the recording whose erasure certificate covers it. The entry
+    # keeps its original ``content_sha256`` (so the chain and every signed checkpoint still hold); its
+    # content is then the row as redacted, and verify_custody checks the certificate instead of the hash.
+    redacted_for = models.PositiveBigIntegerField(null=True, blank=True)
+
+    REDACTABLE = ("content", "redacted_for")
+
+    class Meta:
+        ordering = ["seq"]
+        indexes = [
+            models.Index(fields=["kind", "ref"], name="ledger_kind_ref_idx"),
+            models.Index(fields=["recording_id", "seq"], name="ledger_rec_seq_idx"),
+        ]
+        verbose_name_plural = "ledger entries"
+
+    def __str__(self) -> str:
+        return f"ledger entry {self.seq} ({self.kind} {self.ref})"
+
+
+class Checkpoint(models.Model):
+    """A signed statement of the ledger's head (count, head hash, time, key), also written to the bucket."""
+
+    count = models.PositiveBigIntegerField()
+    head_sha256 = models.CharField(max_length=64)
+    at = models.DateTimeField()
+    key_id = models.CharField(max_length=16)
+    text = models.TextField(help_text="The signed text, exactly as signed.")
+    signature = models.CharField(max_length=128, help_text="Raw Ed25519 signature, hex.")
+    object_key = models.CharField(max_length=1024)
+    version_id = models.CharField(max_length=1024, blank=True)
+    locked_until = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-count", "-id"]
+        get_latest_by = "id"
+
+    def __str__(self) -> str:
+        return f"checkpoint at {self.count} ({self.at:%Y-%m-%d %H:%M})"
+
+
+class CustodyCheck(models.Model):
+    """The result of one verify_custody run (pipeline_status and the dashboard show the last one)."""
+
+    at = models.DateTimeField()
+    ok = models.BooleanField()
+    entries = models.PositiveBigIntegerField(default=0)
+    checkpoints = models.PositiveIntegerField(default=0)
+    seconds = models.FloatField(default=0)
+    first_problem = models.TextField(blank=True)
+    problems = models.JSONField(default=list)
+
+    class Meta:
+        ordering = ["-at", "-id"]
+        get_latest_by = "id"
+
+    def __str__(self) -> str:
+        return f"custody check {self.at:%Y-%m-%d %H:%M}: {'ok' if self.ok else 'FAILED'}"

@@ -14,6 +14,7 @@ from recordings.lib import disk
 from recordings.pipeline.archive import archive_due
 from recordings.pipeline.catalog import sync_recordings
 from recordings.pipeline.cleanup import cleanup_local
+from recordings.pipeline.erasure import erase_recordings
 from recordings.pipeline.verify import verify_archive
 from vicirec import clock
 
@@ -48,6 +49,10 @@ def cleanup(node: str, limit: int | None = None) -> dict[str, object]:
     return _with_disk(cleanup_local(now=clock.now(), node=_this_node(node), limit=limit).as_dict())
 
 
+def erase() -> dict[str, object]:
+    return erase_recordings(now=clock.now()).as_dict()
+
+
 def verify(sample: int) -> dict[str, object]:
     return verify_archive(now=clock.now(), sample=sample).as_dict()
 
@@ -56,3 +61,12 @@ def snapshot() -> dict[str, object]:
     from recordings.ops.stats import take_snapshot
 
     return take_snapshot(now=clock.now()).as_dict()
+
+
+def custody() -> dict[str, object]:
+    """Sign and anchor a checkpoint of the custody ledger, then verify the whole ledger."""
+    from recordings.pipeline.checkpoints import make_checkpoint
+    from recordings.pipeline.custody_check import verify_custody
+
+    checkpoint = make_checkpoint(now=clock.now())
+    return {"checkpoint": checkpoint.as_dict(), "verify": verify_custody(now=clock.now()).as_dict()}

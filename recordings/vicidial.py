@@ -176,6 +176,26 @@ class VicidialUser(VicidialModel):
         db_table = "vicidial_users"
 
 
+class RecordingLogDeletionQueue(VicidialModel):
+    """VICIdial's GDPR erasure queue (added in VICIdial 2.14's upgrade script).
+
+    With the system setting ``enable_gdpr_download_deletion`` on, "Confirm purge" on a lead copies the lead's
+    recording_log and recording_log_archive rows here (INSERT IGNORE), sets their filename and location to
+    NULL in both tables and blanks the lead's personal fields; later AST_GDPR_audio_purge.pl deletes the
+    files on the telephony server and sets date_deleted. vicirec's erase_recordings follows this queue.
+    """
+
+    recording_id = models.PositiveIntegerField(primary_key=True)  # INT(9) UNSIGNED
+    lead_id = models.PositiveIntegerField(null=True)  # INT(10) UNSIGNED
+    filename = models.CharField(max_length=100, null=True)
+    location = models.CharField(max_length=255, null=True)
+    date_queued = models.DateTimeField(null=True)
+    date_deleted = models.DateTimeField(null=True, db_index=True)
+
+    class Meta(VicidialModel.Meta):
+        db_table = "recording_log_deletion_queue"
+
+
 VICIDIAL_MODELS: tuple[type[VicidialModel], ...] = (
     RecordingLog,
     RecordingLogArchive,
@@ -187,4 +207,5 @@ VICIDIAL_MODELS: tuple[type[VicidialModel], ...] = (
     VicidialCloserLogArchive,
     VicidialLead,
     VicidialUser,
+    RecordingLogDeletionQueue,
 )

@@ -16,17 +16,31 @@ from __future__ import annotations
 from typing import Any
 
 from django import forms
+from django.conf import settings
 from django.contrib import admin, messages
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.template.defaultfilters import filesizeformat
 from simple_history.admin import SimpleHistoryAdmin
 
+from recordings.lib import phones
+from recordings.pipeline.erasure import approve_request as approve_erasure
+from recordings.pipeline.erasure import open_request as open_erasure
+from recordings.pipeline.erasure import preview as preview_erasure
+from recordings.pipeline.erasure import reject_request as reject_erasure
 from retention.approval import APPROVE_PERMISSION, describe, is_approver, shortenings
 from retention.forecast import shortening_impact
-from retention.models import DeletionCertificate, PolicyProposal, RetentionPolicy
+from retention.models import (
+    DeletionCertificate,
+    ErasureCertificate,
+    ErasureItem,
+    ErasureRequest,
+    PolicyProposal,
+    RetentionPolicy,
+)
 from vicirec import clock
+from vicirec.actors import Actor
 from vicirec.admin_kit import BoundedPaginator, ReadOnlyAdmin, ReadOnlyHistoryMixin
 from vicirec.date_range import DateRangeFilter
 
@@ -141,7 +155,16 @@ class RetentionPolicyAdmin(ReadOnlyHistoryMixin, SimpleHistoryAdmin):
 class DeletionCertificateAdmin(ReadOnlyAdmin):
     """Proof of each defensible deletion: permanent, read-only for everyone."""
 
-    list_display = ("recording", "deleted_at", "run", "cloud_deleted", "local_deleted", "stored_sha256")
+    list_display = (
+        "recording",
+        "deleted_at",
+        "phone",
+        "campaign",
+        "run",
+        "cloud_deleted",
+        "local_deleted",
+        "stored_sha256",
+    )
     list_filter = ("cloud_deleted", "local_deleted", ("deleted_at", DateRangeFilter))
     raw_id_fields = ("recording",)
     search_fields = ("=recording__recording_id", "=run")
@@ -151,7 +174,16 @@ class DeletionCertificateAdmin(ReadOnlyAdmin):
     sortable_by = ("deleted_at",)
 
     def get_queryset(self, request: HttpRequest) -> QuerySet:
-        return super().get_queryset(request).select_related("recording")
+        return super().get_queryset(request).select_related("recording__campaign")
+
+    @admin.display(description="phone number")
+    def phone(self, obj: DeletionCertificate) -> str:
+        return phones.display(obj.recording.phone_number, settings.VICIREC_PHONE_REGION)
+
+    @admin.display(description="campaign")
+    def campaign(self, obj: DeletionCertificate) -> str:
+        campaign = obj.recording.campaign
+        return campaign.campaign_id if campaign else "—"
 
 
 class ProposalForm(forms.ModelForm):
@@ -267,3 +299,123 @@ class PolicyProposalAdmin(ReadOnlyHistoryMixin, SimpleHistoryAdmin):
         if level == messages.SUCCESS and getattr(request, "_proposal_not_applied", False):
             return  # the decision was not applied: no "changed successfully" next to "Not applied"
         super().message_user(request, message, level, *args, **kw)
+
+
+# --- erasure requests (GDPR Art. 17 / CCPA): opened by Legal, carried out with an approver's approval -----
+
+
+class ErasureRequestForm(forms.ModelForm):
+    class Meta:
+        model = ErasureRequest
+        fields = ["subject_phone", "subject_lead_id", "legal_basis", "reason"]
+
+
+class ErasureDecisionForm(forms.ModelForm):
+    decision = forms.ChoiceField(choices=[("approve", "Approve and erase"), ("reject", "Reject")])
+    decision_reason = forms.CharField(widget=forms.Textarea, help_text="Kept with the request.")
+
+    class Meta:
+        model = ErasureRequest
+        fields: list[str] = []
+
+
+class ErasureItemInline(admin.TabularInline):
+    model = ErasureItem
+    fields = ("recording_id", "status", "refusal", "refused_at", "erased_at", "error")
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(ErasureRequest)
+class ErasureRequestAdmin(admin.ModelAdmin):
+    """A data subject's request (by phone number or lead), previewed, then approved by a second person who
+    is a Legal approver; and the requests VICIdial's GDPR purge queued, with their refusals under hold."""
+
+    list_display = ("__str__", "status", "requested_by_name", "requested_at", "decided_by_name", "legal_basis")
+    list_filter = ("source", "status")
+    inlines = [ErasureItemInline]
+    paginator = BoundedPaginator
+    show_full_result_count = False
+    READ_ONLY = ("source", "status", "legal_basis", "reason", "requested_by_name", "requested_at")
+    READ_ONLY += ("decided_by_name", "decided_at", "decision_reason", "preview_text")
+
+    def _deciding(self, request: HttpRequest, obj: ErasureRequest | None) -> bool:
+        return obj is not None and obj.status == ErasureRequest.Status.AWAITING_APPROVAL and is_approver(request.user)
+
+    def get_form(self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any) -> Any:
+        if obj is None:
+            kwargs["form"] = ErasureRequestForm
+        elif self._deciding(request, obj):
+            kwargs["form"] = ErasureDecisionForm
+        return super().get_form(request, obj, change, **kwargs)
+
+    def get_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        if obj is None:
+            return ErasureRequestForm.Meta.fields
+        return [*self.READ_ONLY, *(["decision", "decision_reason"] if self._deciding(request, obj) else [])]
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        return () if obj is None else self.READ_ONLY
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return obj is None or self._deciding(request, obj)
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    @admin.display(description="what it covers now")
+    def preview_text(self, obj: ErasureRequest) -> str:
+        if obj.status != ErasureRequest.Status.AWAITING_APPROVAL:
+            return "—"
+        found = preview_erasure(obj)
+        text = f"{found.recordings} recording(s), {filesizeformat(found.bytes)} in the archive"
+        if found.held:
+            text += f"; {found.held} under legal hold will be refused: " + "; ".join(found.holds)
+        return text
+
+    def save_model(self, request: HttpRequest, obj: ErasureRequest, form: Any, change: bool) -> None:
+        now = clock.now()
+        try:
+            if not change:
+                opened = open_erasure(
+                    actor=Actor.person(request.user),  # type: ignore[arg-type]
+                    phone=obj.subject_phone,
+                    lead_id=obj.subject_lead_id,
+                    legal_basis=obj.legal_basis,
+                    reason=obj.reason,
+                    now=now,
+                )
+                obj.pk = opened.pk
+                return
+            fresh = ErasureRequest.objects.get(pk=obj.pk)
+            reason = form.cleaned_data["decision_reason"]
+            if form.cleaned_data["decision"] == "approve":
+                report = approve_erasure(fresh, approver=request.user, reason=reason, now=now)
+                messages.info(request, f"{report.erased} erased, {report.refused_held} refused under legal hold.")
+            else:
+                reject_erasure(fresh, approver=request.user, reason=reason, now=now)
+        except (ValidationError, PermissionDenied) as exc:
+            request._erasure_not_applied = True  # type: ignore[attr-defined]
+            messages.error(request, "Not applied: " + " ".join(getattr(exc, "messages", [str(exc)])))
+
+    def message_user(
+        self, request: HttpRequest, message: Any, level: int = messages.INFO, *args: Any, **kw: Any
+    ) -> None:
+        if level == messages.SUCCESS and getattr(request, "_erasure_not_applied", False):
+            return
+        super().message_user(request, message, level, *args, **kw)
+
+
+@admin.register(ErasureCertificate)
+class ErasureCertificateAdmin(ReadOnlyAdmin):
+    """Proof of each erasure: permanent, read-only for everyone; names no caller."""
+
+    list_display = ("recording", "erased_at", "requested_by", "legal_basis", "cloud_versions_deleted", "local_deleted")
+    raw_id_fields = ("recording", "request")
+    search_fields = ("=recording__recording_id", "=run")
+    paginator = BoundedPaginator
+    show_full_result_count = False

@@ -5,13 +5,16 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
-from django.db.models import Count, Sum
-from django.db.models.functions import Coalesce
+from django.db.models import BigIntegerField, Count, Sum, Value
+from django.db.models.functions import Coalesce, Greatest
 
-from recordings.models import Recording
+from recordings.lib import pricing
+from recordings.models import AccessEvent, Recording
 from retention.approval import Shortening
 from retention.models import RetentionPolicy
+from retention.models import prices as prices_in_force
 
 
 @dataclass
@@ -32,11 +35,9 @@ def _totals(queryset) -> dict[str, tuple[int, int]]:  # type: ignore[no-untyped-
 
 
 def forecast(*, now: datetime, windows: tuple[int, ...] = (30, 90)) -> dict[str, object]:
-    already = RetentionPolicy.objects.age_condition(now, "retain_days")
     result: dict[str, object] = {"as_of": now.isoformat(), "windows": []}
     for days in windows:
-        soon = RetentionPolicy.objects.age_condition(now + timedelta(days=days), "retain_days")
-        expiring = Recording.objects.with_copies().filter(soon).exclude(already)
+        expiring = Recording.objects.expiring(now, days)
         totals, held = _totals(expiring), _totals(expiring.held())
         window = WindowForecast(days=days)
         for campaign, (count, size) in sorted(totals.items()):
@@ -108,3 +109,123 @@ def shortening_impact(changes: list[Shortening], *, now: datetime) -> dict[str, 
     if not any(c.after.retain_days < c.before.retain_days for c in changes):
         total["note"] = "no retention period gets shorter: nothing becomes eligible earlier"
     return total
+
+
+# --- what storage costs, per policy, on R2 and S3 ------------------------------------------------------
+
+CENTS = 4  # USD rounded to hundredths of a cent: a small installation's month is a few cents
+READ_ACTIONS = (AccessEvent.Action.PLAY, AccessEvent.Action.DOWNLOAD, AccessEvent.Action.LINK)
+
+
+def _covered(policy: RetentionPolicy, explicit: list[int]):  # type: ignore[no-untyped-def]
+    recordings = Recording.objects.all()
+    if policy.campaign_id is not None:
+        return recordings.filter(campaign_id=policy.campaign_id)
+    return recordings.exclude(campaign_id__in=explicit)
+
+
+def _volumes(policy: RetentionPolicy, explicit: list[int], now: datetime) -> tuple[pricing.Volume, pricing.Volume]:
+    """(what is stored today, one month of calls at the last 30 days' volume kept its whole retention)."""
+    covered = _covered(policy, explicit)
+    big = BigIntegerField()
+    billable = Greatest(
+        Coalesce("stored_size", "original_size", Value(0), output_field=big),
+        Value(pricing.MIN_BILLABLE_OBJECT),
+        output_field=big,
+    )
+    size = Coalesce(Sum(Coalesce("stored_size", "original_size")), 0)
+    today = covered.stored().aggregate(n=Count("pk"), size=size, billable=Coalesce(Sum(billable), 0))
+    since = now - timedelta(days=30)
+    month = covered.filter(start_time__gte=since, start_time__lt=now).aggregate(
+        n=Count("pk"), size=size, billable=Coalesce(Sum(billable), 0)
+    )
+    reads = AccessEvent.objects.filter(at__gte=since, at__lt=now, action__in=READ_ACTIONS, recording__in=covered)
+    read = reads.aggregate(n=Count("pk"), size=Coalesce(Sum("recording__stored_size"), 0))
+    stored = pricing.Volume(
+        objects=today["n"], bytes=today["size"], billable_bytes=today["billable"], days=pricing.DAYS_PER_MONTH
+    )
+    # In a steady state a month of calls is read, over its whole life, as often as the bucket is read in a
+    # month: so one month's intake over its retention costs what the full bucket costs a month.
+    lifetime = pricing.Volume(
+        objects=month["n"],
+        bytes=month["size"],
+        billable_bytes=month["billable"],
+        days=policy.bucket_days,
+        reads=read["n"],
+        read_bytes=read["size"],
+    )
+    return stored, lifetime
+
+
+def _policy_costs(policy: RetentionPolicy, explicit: list[int], now: datetime) -> dict[str, Any]:
+    stored, lifetime = _volumes(policy, explicit, now)
+    prices = prices_in_force()
+    offers = []
+    for offer in pricing.offers(prices):
+        monthly = pricing.cost(offer, stored, minimums=False)
+        whole = pricing.cost(offer, lifetime)
+        offers.append(
+            {
+                "provider": offer.provider,
+                "storage_class": offer.storage_class,
+                "label": offer.label,
+                "chosen": offer.storage_class == policy.storage_class,
+                "monthly_storage_today": round(monthly["storage"], CENTS),
+                "whole_retention": {name: round(value, CENTS) for name, value in whole.items()},
+                "playback": round(whole["retrieval"] + whole["egress"], CENTS),
+                "refused": pricing.refusal(
+                    offer.storage_class,
+                    providers=(offer.provider,),
+                    size=lifetime.bytes // max(lifetime.objects, 1) or policy.typical_object_bytes(),
+                    days=policy.bucket_days,
+                    prices=prices,
+                ),
+            }
+        )
+    return {
+        "policy": str(policy),
+        "storage_class": policy.storage_class,
+        "retain_days": policy.retain_days,
+        "bucket_days": policy.bucket_days,
+        "stored": {"objects": stored.objects, "bytes": stored.bytes},
+        "last_30_days": {
+            "recordings": lifetime.objects,
+            "bytes": lifetime.bytes,
+            "reads": lifetime.reads,
+            "read_bytes": lifetime.read_bytes,
+        },
+        "offers": offers,
+    }
+
+
+def cost_forecast(*, now: datetime) -> dict[str, Any]:
+    """For each policy: today's stored bytes and their monthly storage cost, and the cost of one month of
+    calls (at the last 30 days' volume and playback) over the policy's whole retention, for every R2 and S3
+    storage class; then the totals of each policy's own class on R2 and on S3, and which is cheaper."""
+    default, explicit = RetentionPolicy.objects.for_campaign_ids()
+    policies = [default, *sorted(explicit.values(), key=lambda p: str(p))]
+    rows = [_policy_costs(policy, list(explicit), now) for policy in policies]
+    totals: dict[str, float] = {}
+    for provider in pricing.PROVIDERS:
+        chosen = [
+            offer
+            for row in rows
+            for offer in row["offers"]
+            if offer["provider"] == provider and (offer["chosen"] or _fallback(row, offer, provider))
+        ]
+        totals[provider] = round(sum(o["whole_retention"]["total"] for o in chosen), CENTS)
+    cheaper = min(totals, key=totals.__getitem__)
+    other = max(totals, key=totals.__getitem__)
+    return {
+        "as_of": now.isoformat(),
+        "policies": rows,
+        "whole_retention_total": totals,
+        "cheaper": cheaper,
+        "saving": round(totals[other] - totals[cheaper], CENTS),
+    }
+
+
+def _fallback(row: dict[str, Any], offer: dict[str, Any], provider: str) -> bool:
+    """A policy whose class a provider lacks (Glacier IR on R2) is priced there in STANDARD."""
+    has_chosen = any(o["chosen"] and o["provider"] == provider for o in row["offers"])
+    return not has_chosen and offer["storage_class"] == pricing.STANDARD

@@ -10,6 +10,7 @@ from django.core.exceptions import ValidationError
 from django.db import models, transaction
 from django.db.models import Q
 
+from recordings.lib import pricing
 from retention import approval, classes
 from vicirec import clock
 from vicirec.records import PermanentRecord, audit_history
@@ -20,6 +21,30 @@ class Codec(models.TextChoices):
     OPUS = "opus", "Opus (smallest)"
     FLAC = "flac", "FLAC (lossless)"
     NONE = "none", "None (upload the capture as it is)"
+
+
+class StorageClass(models.TextChoices):
+    """The class new objects are written with, sent as the S3 ``StorageClass`` header (R2 reads it too)."""
+
+    STANDARD = pricing.STANDARD, "Standard (R2 and S3)"
+    STANDARD_IA = pricing.STANDARD_IA, "Infrequent access (R2 Infrequent Access, S3 Standard-IA; 30-day minimum)"
+    GLACIER_IR = pricing.GLACIER_IR, "Glacier Instant Retrieval (S3 only; 90-day minimum)"
+
+
+# A typical call when a policy has no stored recordings to measure yet: three minutes, at each codec's bytes
+# per second (MP3 24 kbit/s, Opus 16 kbit/s, FLAC about 60 % of 8 kHz 16-bit PCM, PCM as captured).
+TYPICAL_CALL_SECONDS = 180
+CODEC_BYTES_PER_SECOND = {"mp3": 3000, "opus": 2000, "flac": 9600, "none": 16000}
+
+
+def archive_providers() -> tuple[str, ...]:
+    """The providers a storage class is judged on: the configured bucket's (R2 when its endpoint is
+    Cloudflare's, S3 otherwise), or both when archiving to a folder (the class must pay off on either)."""
+    archive = settings.STORAGES.get("archive", {})
+    if "S3Storage" not in archive.get("BACKEND", ""):
+        return pricing.PROVIDERS
+    endpoint = str(archive.get("OPTIONS", {}).get("endpoint_url") or "")
+    return ("r2",) if "r2.cloudflarestorage.com" in endpoint else ("s3",)
 
 
 class RetentionPolicyQuerySet(models.QuerySet["RetentionPolicy"]):
@@ -101,6 +126,12 @@ class RetentionPolicy(models.Model):
         help_text="Required to keep recordings for less than the record class's legal minimum; kept in the history.",
     )
     codec = models.CharField(max_length=4, choices=Codec.choices, default=Codec.MP3)
+    storage_class = models.CharField(
+        max_length=11,
+        choices=StorageClass.choices,
+        default=StorageClass.STANDARD,
+        help_text="The class new uploads are written with; the retier command moves objects already stored.",
+    )
     # "default" or "campaign:<pk>": a unique key every database enforces (MariaDB has no partial
     # indexes, and NULL campaigns would not collide), so there is exactly one default policy.
     scope = models.CharField(max_length=30, unique=True, editable=False)
@@ -152,13 +183,57 @@ class RetentionPolicy(models.Model):
             )
         if self.keep_local_days > self.retain_days:
             errors["keep_local_days"] = "Recordings cannot stay on local disk longer than they are retained."
+        elif refused := self.storage_class_refusal():
+            errors["storage_class"] = refused
         if errors:
             raise ValidationError(errors)
+
+    @property
+    def bucket_days(self) -> int:
+        """How long each recording stays in the bucket: from its upload, after the local window, to expiry."""
+        return self.retain_days - self.keep_local_days
+
+    def typical_object_bytes(self) -> int:
+        """The average stored size of this policy's recordings in the bucket, or a typical call's size in
+        its codec when none is stored yet."""
+        from django.apps import apps
+        from django.db.models import Avg
+
+        recording = apps.get_model("recordings", "Recording")
+        covered = recording.objects.filter(state__in=recording.STORED_STATES, stored_size__isnull=False)
+        if self.campaign_id is not None:
+            covered = covered.filter(campaign_id=self.campaign_id)
+        else:
+            own = RetentionPolicy.objects.exclude(campaign=None).values("campaign_id")
+            covered = covered.exclude(campaign_id__in=own)
+        average = covered.aggregate(size=Avg("stored_size"))["size"]
+        return int(average or TYPICAL_CALL_SECONDS * CODEC_BYTES_PER_SECOND.get(self.codec, 16000))
+
+    def storage_class_refusal(self) -> str:
+        """Why this policy's storage class would cost more than it saves (minimum storage duration against
+        the days in the bucket, minimum billable size against a typical recording), or ""."""
+        if self.storage_class == StorageClass.STANDARD:
+            return ""
+        return pricing.refusal(
+            self.storage_class,
+            providers=archive_providers(),
+            size=self.typical_object_bytes(),
+            days=self.bucket_days,
+            prices=prices(),
+        )
+
+
+def prices() -> Any:
+    """``prices(name)``: the ``VICIREC_PRICE_*`` settings, else the list prices (recordings.lib.pricing)."""
+    overrides = {name: getattr(settings, name) for name in pricing.PRICE_DEFAULTS if hasattr(settings, name)}
+    return pricing.price_lookup({**overrides, **getattr(settings, "VICIREC_PRICES", {})})
 
 
 class DeletionCertificate(PermanentRecord):
     """Proof of one defensible deletion. Written once, in the same transaction as the deletion's record,
     and never changed or deleted (save() refuses updates, delete() refuses, the admin is read-only)."""
+
+    REDACTABLE = ("call", "object_key")  # an erasure scrubs the caller from it (vicirec.records)
 
     recording = models.OneToOneField("recordings.Recording", on_delete=models.PROTECT, related_name="certificate")
     deleted_at = models.DateTimeField(db_index=True)
@@ -260,3 +335,116 @@ class PolicyProposal(models.Model):
 
     def reject(self, *, user: Any, reason: str) -> None:
         self._decide(user, reason, self.Status.REJECTED)
+
+
+# --- erasure (GDPR Art. 17 / CCPA): requests, their recordings, and the certificates ------------------------
+
+GDPR_HOLD_EXEMPTION = "GDPR Art. 17(3)(e)"
+
+
+class ErasureRequest(models.Model):
+    """One request to erase recordings: rows VICIdial queued in recording_log_deletion_queue (read by one
+    erase_recordings run), or a data subject's request opened at the desk by phone number or lead.
+
+    The subject's phone number or lead id is kept only until the request is decided (approved or rejected);
+    then it is blanked, so the request itself keeps no personal data. Carried out by
+    recordings.pipeline.erasure; no model history (it would keep the subject's number).
+    """
+
+    class Source(models.TextChoices):
+        VICIDIAL = "vicidial", "VICIdial's GDPR purge (recording_log_deletion_queue)"
+        DESK = "desk", "A data subject's request at the desk"
+
+    class Status(models.TextChoices):
+        AWAITING_APPROVAL = "awaiting", "Waiting for a Legal approver"
+        APPROVED = "approved", "Approved: being carried out"
+        REJECTED = "rejected", "Rejected"
+
+    source = models.CharField(max_length=8, choices=Source.choices)
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.APPROVED)
+    legal_basis = models.CharField(max_length=200, default="GDPR Art. 17(1)")
+    reason = models.TextField(blank=True, help_text="The request as received (no personal data).")
+    subject_phone = models.CharField(max_length=18, blank=True, help_text="Blanked once the request is decided.")
+    subject_lead_id = models.PositiveBigIntegerField(null=True, blank=True, help_text="Blanked once decided.")
+    requested_at = models.DateTimeField(default=clock.now)
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    requested_by_name = models.CharField(max_length=200, help_text="Who asked: VICIdial's queue, or a vicirec user.")
+    decided_at = models.DateTimeField(null=True, blank=True)
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    decided_by_name = models.CharField(max_length=200, blank=True)
+    decision_reason = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-requested_at"]
+        permissions = [("open_erasurerequest", "Can open erasure requests")]
+
+    def __str__(self) -> str:
+        return f"erasure request #{self.pk} ({self.get_source_display()})"
+
+
+class ErasureItem(models.Model):
+    """One recording of an erasure request and where it stands. Refused items (under a legal hold) are
+    carried out by the first run after the last covering hold is released."""
+
+    class Status(models.TextChoices):
+        PROPOSED = "proposed", "In a request waiting for approval"
+        PENDING = "pending", "To erase"
+        REFUSED = "refused", "Refused: under legal hold"
+        ERASED = "erased", "Erased"
+        NOT_CATALOGED = "unknown", "Not in vicirec's catalog (nothing to erase)"
+        REJECTED = "rejected", "Request rejected"
+
+    request = models.ForeignKey(ErasureRequest, on_delete=models.PROTECT, related_name="items")
+    recording_id = models.PositiveBigIntegerField(db_index=True, help_text="VICIdial's recording_id.")
+    queued_at = models.DateTimeField(null=True, blank=True, help_text="date_queued of VICIdial's queue row.")
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.PENDING)
+    holds = models.JSONField(default=list, blank=True, help_text="Ids of the active holds that refused it.")
+    refusal = models.CharField(max_length=300, blank=True)
+    refused_at = models.DateTimeField(null=True, blank=True)
+    erased_at = models.DateTimeField(null=True, blank=True)
+    error = models.TextField(blank=True)
+    updated_at = models.DateTimeField(default=clock.now)
+
+    class Meta:
+        ordering = ["recording_id"]
+        indexes = [models.Index(fields=["status", "updated_at"], name="erasure_status_idx")]
+
+    def __str__(self) -> str:
+        return f"recording {self.recording_id}: {self.refusal or self.get_status_display()}"
+
+
+class ErasureCertificate(PermanentRecord):
+    """Proof of one erasure: what was deleted (hashes, sizes, versions by count), when, on whose request and
+    on what legal basis, the hold check at the moment of erasure, and every permanent record redacted.
+    It names no caller: the key only as its SHA-256. Written in the transaction that erases the row."""
+
+    recording = models.OneToOneField(
+        "recordings.Recording", on_delete=models.PROTECT, related_name="erasure_certificate"
+    )
+    request = models.ForeignKey(ErasureRequest, on_delete=models.PROTECT, related_name="certificates")
+    erased_at = models.DateTimeField(db_index=True)
+    run = models.CharField(max_length=100)
+    requested_by = models.CharField(max_length=200)
+    legal_basis = models.CharField(max_length=200)
+    call_time = models.DateTimeField(null=True)
+    length_in_sec = models.PositiveIntegerField(null=True)
+    object_key_sha256 = models.CharField(max_length=64, blank=True)
+    original_sha256 = models.CharField(max_length=64, blank=True)
+    original_size = models.PositiveBigIntegerField(null=True)
+    stored_sha256 = models.CharField(max_length=64, blank=True)
+    stored_size = models.PositiveBigIntegerField(null=True)
+    cloud_versions_deleted = models.PositiveIntegerField(default=0)
+    local_deleted = models.BooleanField(default=False)
+    state_before = models.CharField(max_length=10)
+    hold_check = models.JSONField(help_text="The legal-hold check made at the moment of erasure, and its result.")
+    redactions = models.JSONField(default=list, help_text="Permanent records redacted: table, rows, fields.")
+
+    class Meta:
+        ordering = ["-erased_at"]
+
+    def __str__(self) -> str:
+        return f"erasure certificate for recording {self.recording_id} ({self.erased_at:%Y-%m-%d})"

@@ -117,6 +117,11 @@ def weed_command(data_dir: Path, ports: dict[str, int]) -> list[str]:
         "-master.telemetry=false",
         "-volume.preStopSeconds=0",
         "-s3.autoCreateBucket=false",  # like S3/R2: a PUT to a missing bucket is NoSuchBucket, not a new bucket
+        # Every test bucket is a collection that takes volumes of its own: small volumes and a fixed slot count,
+        # so a session's hundreds of buckets never run out of volume slots (weed answers 500 InternalError
+        # when it cannot grow one), however much free disk the machine has.
+        "-master.volumeSizeLimitMB=16",
+        "-volume.max=4000",
         *(f"-{flag}={port}" for flag, port in ports.items()),
         *_socket_flags(data_dir),
     ]

@@ -34,6 +34,14 @@ class StageCommand(BaseCommand):
             self.stdout.write(json.dumps(data, default=str, sort_keys=True))
         else:
             self.stdout.write(self.summary(data))
+        refused = self.refusal(data)
+        if refused is not None:
+            raise refused
+
+    def refusal(self, data: dict[str, Any]) -> CommandError | None:
+        """An outcome that is a result, printed like any other, but must still end the command non-zero
+        (a safety stop waiting for a person); None by default."""
+        return None
 
     def acting_user(self, username: str | None) -> Any:
         """The vicirec user named by ``--user`` (recorded in history and access logs), or None."""

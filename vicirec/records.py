@@ -7,15 +7,32 @@ history row also keeps the acting username as text (``history_username``), so it
 change if the user row ever went away; users who made history are deactivated, never deleted.
 What this cannot stop is SQL run directly against the database: the signed custody checkpoints exist for
 that.
+
+Erasure (GDPR Art. 17, CCPA) is the one exception, and it is narrow: personal data in these rows may be
+*redacted* (the phone number, lead, agent, file names replaced), never anything else changed, and only
+
+* inside ``redaction()``, which the erasure stage (recordings/pipeline/erasure.py) alone opens (a test reads
+  the source tree to keep it so), inside a transaction;
+* through ``<queryset>.redact(rows, fields)``, and only for the fields the model declares redactable
+  (``REDACTABLE`` on a permanent model; ``PERSONAL_FIELDS`` of the tracked model plus the change reason on a
+  history model);
+* recorded: every redacted table, row count and field goes into the ``RedactionLog`` that the stage must
+  store (in the erasure certificate) and mark recorded before ``redaction()`` ends; otherwise the whole
+  transaction rolls back. ``save()``, ``update()``, ``bulk_update()`` and ``delete()`` still refuse, also
+  inside a redaction.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass, field
 from typing import Any, NoReturn
 
 from django.core.exceptions import ValidationError
-from django.db import models
+from django.db import models, transaction
 from simple_history.manager import HistoricalQuerySet
 from simple_history.models import HistoricalRecords
 from simple_history.signals import pre_create_historical_record
@@ -29,8 +46,74 @@ def _refuse(what: str, action: str) -> NoReturn:
     raise PermanentRecordError(f"{what} are permanent records and cannot be {action}.")
 
 
+@dataclass
+class RedactionLog:
+    """What one redaction changed: the legal basis and, per table, the rows and fields redacted."""
+
+    basis: str
+    entries: list[dict[str, Any]] = field(default_factory=list)
+    recorded: bool = False
+
+    def as_list(self) -> list[dict[str, Any]]:
+        return [dict(entry) for entry in self.entries]
+
+
+_redaction: ContextVar[RedactionLog | None] = ContextVar("vicirec_redaction", default=None)
+
+
+@contextmanager
+def redaction(*, basis: str) -> Iterator[RedactionLog]:
+    """Allow ``redact()`` of personal data in permanent records, inside the caller's transaction.
+
+    Only the erasure stage opens it. The caller stores the log (an erasure certificate) and sets
+    ``log.recorded``; leaving without doing so raises, which rolls the caller's transaction back.
+    """
+    if not basis.strip():
+        raise PermanentRecordError("A redaction needs its legal basis.")
+    if not transaction.get_connection().in_atomic_block:
+        raise PermanentRecordError("A redaction runs inside the transaction that records it.")
+    log = RedactionLog(basis=basis)
+    token = _redaction.set(log)
+    try:
+        yield log
+    finally:
+        _redaction.reset(token)
+    if log.entries and not log.recorded:
+        raise PermanentRecordError("A redaction of permanent records must itself be recorded.")
+
+
+def redactable_fields(model: Any) -> set[str]:
+    tracked = getattr(model, "instance_type", None)
+    if tracked is not None and issubclass(model, PermanentHistory):
+        return {*getattr(tracked, "PERSONAL_FIELDS", ()), "history_change_reason"}
+    return set(getattr(model, "REDACTABLE", ()))
+
+
+def _redact(queryset: models.QuerySet, rows: Iterable[Any], fields: Sequence[str]) -> int:
+    log = _redaction.get()
+    what = str(queryset.model._meta.verbose_name_plural).capitalize()
+    if log is None:
+        _refuse(what, "changed")
+    not_allowed = set(fields) - redactable_fields(queryset.model)
+    if not_allowed:
+        raise PermanentRecordError(f"{what}: {', '.join(sorted(not_allowed))} cannot be redacted.")
+    rows = list(rows)
+    if not rows or not fields:
+        return 0
+    changed = 0
+    base = models.QuerySet(model=queryset.model, using=queryset.db)  # the plain queryset: no refusal
+    for row in rows:
+        changed += base.filter(pk=row.pk).update(**{name: getattr(row, name) for name in fields})
+    log.entries.append({"table": queryset.model._meta.db_table, "rows": len(rows), "fields": sorted(fields)})
+    return changed
+
+
 class PermanentQuerySet(models.QuerySet):
     """Refuses bulk changes and bulk removal; creating rows (also in bulk) is what a record is for."""
+
+    def redact(self, rows: Iterable[Any], fields: Sequence[str]) -> int:
+        """Write the redacted ``fields`` of ``rows`` (instances of this model): inside ``redaction()`` only."""
+        return _redact(self, rows, fields)
 
     def update(self, **kwargs: Any) -> NoReturn:
         _refuse(str(self.model._meta.verbose_name_plural).capitalize(), "changed")
@@ -60,6 +143,9 @@ class PermanentRecord(models.Model):
 
 
 class PermanentHistoricalQuerySet(HistoricalQuerySet):
+    def redact(self, rows: Iterable[Any], fields: Sequence[str]) -> int:
+        return _redact(self, rows, fields)
+
     def update(self, **kwargs: Any) -> NoReturn:
         _refuse("History entries", "changed")
 

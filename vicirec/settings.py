@@ -7,10 +7,13 @@ own database, the generated demo VICIdial database and spool, a local archive fo
 
 from __future__ import annotations
 
+import os
 import secrets
 import warnings
 from datetime import timedelta
 from pathlib import Path
+
+import phonenumbers
 
 from vicirec.config import (
     ConfigError,
@@ -146,6 +149,12 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # --- Pipeline ---------------------------------------------------------------------------------------
 VICIREC_SPOOL_DIRS = [Path(p) for p in env_list("VICIREC_SPOOL_DIRS", [str(DEMO_DIR / "spool" / "monitorDONE")])]
 VICIREC_NODE = env_str("VICIREC_NODE")
+# Phone numbers typed without a country code (case criteria, search) are read as numbers of this region.
+VICIREC_PHONE_REGION = env_str("VICIREC_PHONE_REGION", "US").upper() or "US"
+if VICIREC_PHONE_REGION not in phonenumbers.SUPPORTED_REGIONS:
+    raise ConfigError(
+        f"VICIREC_PHONE_REGION must be a two-letter region such as US or GB, not {VICIREC_PHONE_REGION!r}."
+    )
 VICIREC_SYNC_BATCH = env_int("VICIREC_SYNC_BATCH", 5000, minimum=1)
 # A recording_log row whose call has not ended (end_time NULL) holds the sync watermark for this long.
 VICIREC_SYNC_OPEN_GRACE_HOURS = env_int("VICIREC_SYNC_OPEN_GRACE_HOURS", 6, minimum=0)
@@ -155,10 +164,13 @@ VICIREC_MISSING_RETRY_MINUTES = env_int("VICIREC_MISSING_RETRY_MINUTES", 30, min
 VICIREC_SETTLE_SECONDS = env_int("VICIREC_SETTLE_SECONDS", 60, minimum=0)
 VICIREC_UPLOAD_THREADS = env_int("VICIREC_UPLOAD_THREADS", 4, minimum=1)
 VICIREC_CLAIM_LEASE_SECONDS = env_int("VICIREC_CLAIM_LEASE_SECONDS", 900, minimum=30)
-VICIREC_DEFAULT_CODEC = env_choice("VICIREC_CODEC", "mp3", ("mp3", "opus", "flac", "none"))
+VICIREC_DEFAULT_CODEC = env_choice("VICIREC_CODEC", "opus", ("mp3", "opus", "flac", "none"))
 VICIREC_DEFAULT_KEEP_LOCAL_DAYS = env_int("VICIREC_DEFAULT_KEEP_LOCAL_DAYS", 3)
 VICIREC_DEFAULT_RETAIN_DAYS = env_int("VICIREC_DEFAULT_RETAIN_DAYS", 7 * 365 + 2, minimum=1)
 VICIREC_RETENTION_MAX_SHARE = env_float("VICIREC_RETENTION_MAX_SHARE", 0.05, maximum=1.0)
+# Storage prices (USD) that differ from the list prices in recordings/lib/pricing.py: any VICIREC_PRICE_*
+# variable, e.g. VICIREC_PRICE_S3_STANDARD_GB_MONTH=0.021 for a negotiated rate.
+VICIREC_PRICES = {name: env_float(name, 0.0) for name in sorted(os.environ) if name.startswith("VICIREC_PRICE_")}
 VICIREC_WORK_DIR = VICIREC_HOME / "work"
 
 # --- Archive target ---------------------------------------------------------------------------------
@@ -242,8 +254,16 @@ VICIREC_SCHEDULE_ARCHIVE_LIMIT = env_int("VICIREC_SCHEDULE_ARCHIVE_LIMIT", 5000,
 VICIREC_SCHEDULE_CLEANUP_MINUTES = env_int("VICIREC_SCHEDULE_CLEANUP_MINUTES", 60, minimum=1)
 VICIREC_SCHEDULE_CLEANUP_LIMIT = env_int("VICIREC_SCHEDULE_CLEANUP_LIMIT", 20000, minimum=1)
 VICIREC_SCHEDULE_RETENTION_MINUTES = env_int("VICIREC_SCHEDULE_RETENTION_MINUTES", 24 * 60, minimum=1)
+VICIREC_SCHEDULE_ERASURE_MINUTES = env_int("VICIREC_SCHEDULE_ERASURE_MINUTES", 60, minimum=1)
 VICIREC_SCHEDULE_VERIFY_MINUTES = env_int("VICIREC_SCHEDULE_VERIFY_MINUTES", 60, minimum=1)
 VICIREC_SCHEDULE_VERIFY_SAMPLE = env_int("VICIREC_SCHEDULE_VERIFY_SAMPLE", 200, minimum=1)
+VICIREC_SCHEDULE_CUSTODY_MINUTES = env_int("VICIREC_SCHEDULE_CUSTODY_MINUTES", 24 * 60, minimum=1)
+
+# --- Custody ledger (docs/custody-ledger.md) ----------------------------------------------------------
+# The Ed25519 key that signs ledger checkpoints: generated there (mode 0600) on first use; keep a backup.
+VICIREC_CUSTODY_KEY_FILE = Path(env_str("VICIREC_CUSTODY_KEY_FILE", str(VICIREC_HOME / "custody_key.pem")))
+# How long a checkpoint object stays under Object Lock retention (COMPLIANCE) where the bucket has it.
+VICIREC_CUSTODY_LOCK_DAYS = env_int("VICIREC_CUSTODY_LOCK_DAYS", 10 * 365, minimum=1)
 VICIREC_SCHEDULE_STATS_MINUTES = env_int("VICIREC_SCHEDULE_STATS_MINUTES", 24 * 60, minimum=1)
 # A spool filesystem this full makes its node upload recordings still inside their local window (oldest
 # first); one this full makes pipeline_status call for a person. Deletion rules never change.

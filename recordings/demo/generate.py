@@ -14,6 +14,7 @@ import random
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from recordings.demo.speech import synthesize_speech_like_wav
 from recordings.demo.vicidial_schema import VicidialWriter
@@ -196,3 +197,57 @@ def generate_demo(*, spool: Path, now: datetime, calls: int = 120, seed: int = 7
         report.recordings = len(recordings)
         report.in_archive_tables = sum(row["start_time"] < cutoff for row in recordings)
     return report
+
+
+def gdpr_purge(*, now: datetime) -> dict[str, Any]:
+    """Play VICIdial with ``enable_gdpr_download_deletion`` on: "Confirm purge" on one lead (the first lead
+    with recordings) queues its recordings in recording_log_deletion_queue, sets their filename and location
+    to NULL in recording_log and recording_log_archive, and blanks the lead's personal fields."""
+    from recordings.vicidial import RecordingLogDeletionQueue
+
+    with VicidialWriter() as writer:
+        quote = writer.connection.ops.quote_name
+        with writer.connection.cursor() as cursor:
+            cursor.execute(
+                f"SELECT MIN(lead_id) FROM {quote(RecordingLog._meta.db_table)} "
+                "WHERE lead_id IS NOT NULL AND filename IS NOT NULL"
+            )
+            lead_id = cursor.fetchone()[0]
+            if lead_id is None:
+                return {"lead_purged": None, "recordings_queued": 0}
+            queued = set()
+            rows = []
+            for table in (RecordingLog, RecordingLogArchive):
+                cursor.execute(
+                    f"SELECT recording_id, lead_id, filename, location FROM {quote(table._meta.db_table)} "
+                    "WHERE lead_id = %s",
+                    [lead_id],
+                )
+                for recording_id, lead, filename, location in cursor.fetchall():
+                    if recording_id not in queued:  # INSERT IGNORE
+                        queued.add(recording_id)
+                        rows.append(
+                            {
+                                "recording_id": recording_id,
+                                "lead_id": lead,
+                                "filename": filename,
+                                "location": location,
+                                "date_queued": now,
+                            }
+                        )
+            cursor.execute(f"SELECT recording_id FROM {quote(RecordingLogDeletionQueue._meta.db_table)}")
+            already = {row[0] for row in cursor.fetchall()}
+            for table in (RecordingLog, RecordingLogArchive):
+                cursor.execute(
+                    f"UPDATE {quote(table._meta.db_table)} SET filename = NULL, location = NULL WHERE lead_id = %s",
+                    [lead_id],
+                )
+            cursor.execute(
+                f"UPDATE {quote(VicidialLead._meta.db_table)} SET phone_number = '', first_name = '', "
+                "last_name = '' WHERE lead_id = %s",
+                [lead_id],
+            )
+        writer.insert(RecordingLogDeletionQueue, [r for r in rows if r["recording_id"] not in already])
+        if not writer.connection.get_autocommit():
+            writer.connection.commit()
+    return {"lead_purged": lead_id, "recordings_queued": len(rows)}

@@ -5,14 +5,16 @@ Contract (the archive stage relies on every line):
 - The original is opened once and read front to back exactly once. Every byte goes through one SHA-256,
   and the same pass feeds the encoder, so the recorded original hash covers the whole file (RIFF header,
   every chunk, trailing LIST/INFO chunks) without a second read.
-- 16-bit PCM WAV is encoded in blocks of ``BLOCK_FRAMES`` frames (MP3 through LAME via lameenc, Opus and
-  FLAC through libsndfile via soundfile); memory stays bounded whatever the recording's length.
+- 16-bit PCM WAV is encoded in blocks of ``BLOCK_FRAMES`` frames (MP3 through LAME via lameenc, Opus
+  through libopus in speech mode via ``recordings.lib.opus``, FLAC through libsndfile via soundfile);
+  memory stays bounded whatever the recording's length. Each libopus call releases the GIL, so threads
+  encoding Opus at once use every core (lameenc holds the GIL while it encodes).
 - Everything else passes through unchanged: files VICIdial already compressed (.mp3/.gsm/.ogg/.gpg …),
   WAV that is not 16-bit PCM (GSW = GSM 6.10 in WAV, µ-law, float, 24-bit, RF64), and any file when
   ``codec="none"``. A pass-through's ``output_path`` is the
   source itself and its output hash is the original hash from the same pass.
 - The encoded output is one file in ``workdir``; its hash and size are taken by reading that file back
-  once after the encoder closed it (libsndfile seeks back to finish FLAC STREAMINFO and Ogg headers, so
+  once after the encoder closed it (libsndfile seeks back to finish FLAC STREAMINFO, so
   hashing while writing would not see the final bytes; outputs are small, ~180 KB per minute of MP3).
 - A broken input raises ``CodecError`` with a sentence a person can act on; no partial output is left.
   Missing files and I/O failures stay ``OSError`` so callers can tell "missing" from "broken".
@@ -37,6 +39,7 @@ import lameenc
 import numpy as np
 import soundfile
 
+from recordings.lib import opus
 from recordings.lib.hashing import READ_CHUNK, HashingReader
 
 CODECS: Final = ("mp3", "opus", "flac", "none")
@@ -132,7 +135,7 @@ def prepare(
     codec: str,
     workdir: Path,
     mp3_bitrate_kbps: int = 24,
-    opus_bitrate_kbps: int = 16,
+    opus_bitrate_kbps: int = opus.DEFAULT_KBPS,
 ) -> Prepared:
     """Hash ``source`` and, if it is 16-bit PCM WAV and ``codec`` is not "none", encode it into ``workdir``.
 
@@ -150,8 +153,8 @@ def prepare(
         raise ValueError(f"unknown codec {codec!r}; choose one of {', '.join(CODECS)}")
     if codec == "mp3" and mp3_bitrate_kbps not in _MP3_MPEG1_KBPS + _MP3_MPEG2_KBPS:
         raise ValueError(f"{mp3_bitrate_kbps} kbps is not an MP3 bitrate; telephony uses 16, 24 or 32")
-    if codec == "opus":
-        _opus_compression_level(opus_bitrate_kbps)
+    if codec == "opus" and not _OPUS_MIN_BPS <= opus_bitrate_kbps * 1000 <= _OPUS_MAX_BPS:
+        raise ValueError(f"Opus bitrate must be between 6 and 256 kbps, not {opus_bitrate_kbps}")
 
     raw, reader = _open_source(source)
     with raw:
@@ -295,7 +298,7 @@ def _new_output_file(source: Path, workdir: Path, codec: str) -> Path:
 
 def _stream_data_chunk(
     reader: HashingReader,
-    writer: _LameWriter | _SndfileWriter,
+    writer: _Writer,
     fmt: _WavFormat,
     data_size: int,
     warnings: list[str],
@@ -344,7 +347,7 @@ def _encoded(
     reader: HashingReader,
     output: Path,
     codec: str,
-    writer: _LameWriter | _SndfileWriter,
+    writer: _Writer,
     fmt: _WavFormat,
     frames: int,
     warnings: list[str],
@@ -426,19 +429,14 @@ class _LameWriter:
 
 
 class _SndfileWriter:
-    """Opus and FLAC through libsndfile; records what libsndfile's log says the encoder actually used."""
+    """FLAC through libsndfile; records what libsndfile's log says the encoder actually used."""
 
-    def __init__(self, path: Path, fmt: _WavFormat, codec: str, opus_kbps: int) -> None:
-        self.settings: dict[str, Any] = {"codec": codec, "sample_rate": fmt.sample_rate, "channels": fmt.channels}
-        if codec == "opus":
-            self.name = "libsndfile-Ogg/Opus"
-            level = _opus_compression_level(opus_kbps)
-            options: dict[str, Any] = {"format": "OGG", "subtype": "OPUS", "compression_level": level}
-            self.settings.update(bitrate_kbps=opus_kbps, bitrate_mode="VBR", compression_level=level)
-        else:
-            self.name = "libsndfile-FLAC"
-            options = {"format": "FLAC", "subtype": "PCM_16", "compression_level": _FLAC_LEVEL / 8}
-            self.settings.update(flac_level=_FLAC_LEVEL, compression_level=_FLAC_LEVEL / 8)
+    name = "libsndfile-FLAC"
+
+    def __init__(self, path: Path, fmt: _WavFormat) -> None:
+        self.settings: dict[str, Any] = {"codec": "flac", "sample_rate": fmt.sample_rate, "channels": fmt.channels}
+        options = {"format": "FLAC", "subtype": "PCM_16", "compression_level": _FLAC_LEVEL / 8}
+        self.settings.update(flac_level=_FLAC_LEVEL, compression_level=_FLAC_LEVEL / 8)
         self.library = f"libsndfile {soundfile.__libsndfile_version__} (soundfile {soundfile.__version__})"
         self.codec_library: str | None = None  # read from the stream header after encoding
         self._file = soundfile.SoundFile(str(path), "w", samplerate=fmt.sample_rate, channels=fmt.channels, **options)
@@ -449,27 +447,24 @@ class _SndfileWriter:
     def close(self) -> None:
         log = self._file.extra_info
         self._file.close()
-        if m := re.search(r"target bitrate to (\d+)\s*bps", log):
-            self.settings["bitrate_kbps"] = int(m[1]) / 1000
         if m := re.search(r"COMPRESSION_LEVEL to (\d+)", log):
             self.settings["flac_level"] = int(m[1])
 
 
+_Writer = _LameWriter | _SndfileWriter | opus.OggOpusWriter
+
+
 def _open_writer(
     codec: str, path: Path, fmt: _WavFormat, warnings: list[str], *, mp3_kbps: int, opus_kbps: int
-) -> _LameWriter | _SndfileWriter:
+) -> _Writer:
     if codec == "mp3":
         return _LameWriter(path, fmt, mp3_kbps, warnings)
-    return _SndfileWriter(path, fmt, codec, opus_kbps)
-
-
-def _opus_compression_level(kbps: int) -> float:
-    """libsndfile maps compression level 0..1 linearly onto 256..6 kbps."""
-    bps = kbps * 1000
-    if not _OPUS_MIN_BPS <= bps <= _OPUS_MAX_BPS:
-        raise ValueError(f"Opus bitrate must be between 6 and 256 kbps, not {kbps}")
-    # Aim a quarter bit/s above the target so float rounding cannot land on the bitrate below.
-    return 1.0 - (bps - _OPUS_MIN_BPS + 0.25) / (_OPUS_MAX_BPS - _OPUS_MIN_BPS)
+    if codec == "opus":
+        if fmt.sample_rate not in opus.RATES:
+            rates = ", ".join(map(str, opus.RATES))
+            raise RuntimeError(f"libopus takes {rates} Hz audio, not {fmt.sample_rate} Hz")
+        return opus.OggOpusWriter(path, sample_rate=fmt.sample_rate, channels=fmt.channels, kbps=opus_kbps)
+    return _SndfileWriter(path, fmt)
 
 
 def _hash_output(path: Path) -> tuple[str, int, str | None]:

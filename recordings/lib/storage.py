@@ -124,7 +124,19 @@ class DeleteResult:
 
 class ArchiveTarget(Protocol):
     def put(
-        self, key: str, path: Path, *, sha256_hex: str, size: int, metadata: dict[str, str], content_type: str
+        self,
+        key: str,
+        path: Path,
+        *,
+        sha256_hex: str,
+        size: int,
+        metadata: dict[str, str],
+        content_type: str,
+        storage_class: str = "",
+    ) -> StoredObject: ...
+
+    def change_class(
+        self, key: str, version_id: str, *, storage_class: str, sha256_hex: str, size: int
     ) -> StoredObject: ...
 
     def confirm(self, key: str, *, sha256_hex: str, size: int, version_id: str = "") -> Confirmation: ...
@@ -142,6 +154,11 @@ class ArchiveTarget(Protocol):
     def legal_hold_status(self, key: str, version_id: str) -> bool | None: ...
 
     def iter_keys(self, prefix: str = "") -> Iterator[str]: ...
+
+    def versions(self, key: str) -> list[tuple[str, str]]: ...
+    def put_bytes(
+        self, key: str, data: bytes, *, content_type: str, retain_until: datetime | None = None
+    ) -> tuple[StoredObject, datetime | None]: ...
 
 
 class UnsupportedStorage(TypeError):
@@ -241,6 +258,10 @@ def _conflict(key: str, detail: str) -> StorageError:
         permanent=True,
         code="KeyConflict",
     )
+
+
+def _version(version_id: str) -> dict[str, str]:
+    return {"VersionId": version_id} if version_id else {}
 
 
 def _client_error_code(exc: ClientError) -> tuple[str, int]:
@@ -395,9 +416,20 @@ class S3Target:
         return path.open("rb")
 
     def put(
-        self, key: str, path: Path, *, sha256_hex: str, size: int, metadata: dict[str, str], content_type: str
+        self,
+        key: str,
+        path: Path,
+        *,
+        sha256_hex: str,
+        size: int,
+        metadata: dict[str, str],
+        content_type: str,
+        storage_class: str = "",
     ) -> StoredObject:
+        """Upload once; ``storage_class`` (STANDARD, STANDARD_IA, GLACIER_IR) is sent as ``StorageClass``,
+        "" leaves the bucket's default."""
         checksum = _b64_from_hex(sha256_hex)
+        extra = {"StorageClass": storage_class} if storage_class else {}
         try:
             actual_size = path.stat().st_size
         except OSError as exc:
@@ -428,6 +460,7 @@ class S3Target:
                     Metadata=_metadata(metadata),
                     ContentType=content_type,
                     IfNoneMatch="*",
+                    **extra,
                 )
         except ClientError as exc:
             code, status = _client_error_code(exc)
@@ -496,6 +529,53 @@ class S3Target:
             method=method,
             detail=detail,
         )
+
+    def change_class(
+        self, key: str, version_id: str, *, storage_class: str, sha256_hex: str, size: int
+    ) -> StoredObject:
+        """Copy the object onto its own key in ``storage_class``, server-side, and verify the new copy.
+
+        The copy keeps the SHA-256 (the server recomputes it over the copied bytes and we compare it with
+        ours), the user metadata and the content type. In a versioned bucket the copy is a new version and
+        the old one stays until the caller deletes it (``delete``); unversioned, the object is replaced in
+        place. A copy that does not confirm is a StorageError and the caller keeps the old version.
+        """
+        source = {"Bucket": self.bucket, "Key": key, **({"VersionId": version_id} if version_id else {})}
+        action = f"move {key} to {storage_class}"
+        try:
+            head = self.client.head_object(Bucket=self.bucket, Key=key, **_version(version_id))
+            # REPLACE with the object's own metadata: a copy onto itself must change something the server
+            # recognises, and some servers do not count the storage class alone.
+            response = self.client.copy_object(
+                Bucket=self.bucket,
+                Key=key,
+                CopySource=source,
+                StorageClass=storage_class,
+                MetadataDirective="REPLACE",
+                Metadata=head.get("Metadata", {}),
+                ContentType=head.get("ContentType") or "application/octet-stream",
+                ChecksumAlgorithm="SHA256",
+            )
+        except (ClientError, BotoCoreError) as exc:
+            raise _storage_error(exc, action=action, bucket=self.bucket) from exc
+        new_version = response.get("VersionId") or ""
+        found = self.confirm(key, sha256_hex=sha256_hex, size=size, version_id=new_version)
+        if not found.ok:
+            raise StorageError(
+                f"the copy of {key} in {storage_class} does not match: {found.detail or 'not found'}; the old "
+                "version is kept.",
+                permanent=False,
+                code="CopyMismatch",
+            )
+        return StoredObject(key, size, sha256_hex, version_id=new_version, server_sha256_hex=found.sha256_hex)
+
+    def storage_class_of(self, key: str, version_id: str = "") -> str:
+        """The class the server reports for the object (S3 omits it on HEAD for STANDARD)."""
+        try:
+            head = self.client.head_object(Bucket=self.bucket, Key=key, **_version(version_id))
+        except (ClientError, BotoCoreError) as exc:
+            raise _storage_error(exc, action=f"read the storage class of {key}", bucket=self.bucket) from exc
+        return str(head.get("StorageClass") or "STANDARD")
 
     def iter_object(self, key: str, version_id: str = "", *, start: int = 0, end: int | None = None) -> Iterator[bytes]:
         """Stream the object's bytes as the server sends them (never held whole in memory); a part of it
@@ -584,6 +664,70 @@ class S3Target:
             raise _storage_error(exc, action=f"read the legal hold of {key}", bucket=self.bucket) from exc
         return answer.get("LegalHold", {}).get("Status") == "ON"
 
+    def versions(self, key: str) -> list[tuple[str, str]]:
+        """Every version and delete marker stored under exactly ``key`` (an erasure deletes them all); in
+        an unversioned bucket, or where listing versions is not supported (R2), the key itself if present."""
+        found: list[tuple[str, str]] = []
+        try:
+            paginator = self.client.get_paginator("list_object_versions")
+            for page in paginator.paginate(Bucket=self.bucket, Prefix=key):
+                for item in [*page.get("Versions", []), *page.get("DeleteMarkers", [])]:
+                    if item.get("Key") == key:
+                        version = item.get("VersionId") or ""
+                        found.append((key, "" if version == "null" else version))
+        except ClientError as exc:
+            code, status = _client_error_code(exc)
+            if code not in {"NotImplemented", "InvalidRequest"} and status != 501:
+                raise _storage_error(exc, action=f"list the versions of {key}", bucket=self.bucket) from exc
+            try:
+                self.client.head_object(Bucket=self.bucket, Key=key)
+            except ClientError as missing:
+                code, status = _client_error_code(missing)
+                if code in _NOT_FOUND or status == 404:
+                    return []
+                raise _storage_error(missing, action=f"read {key}", bucket=self.bucket) from missing
+            found = [(key, "")]
+        except BotoCoreError as exc:
+            raise _storage_error(exc, action=f"list the versions of {key}", bucket=self.bucket) from exc
+        return sorted(set(found))
+
+    def object_lock_enabled(self) -> bool:
+        """Whether the bucket has S3 Object Lock (R2 and buckets made without it answer no)."""
+        try:
+            answer = self.client.get_object_lock_configuration(Bucket=self.bucket)
+        except (ClientError, BotoCoreError):
+            return False
+        return answer.get("ObjectLockConfiguration", {}).get("ObjectLockEnabled") == "Enabled"
+
+    def put_bytes(
+        self, key: str, data: bytes, *, content_type: str, retain_until: datetime | None = None
+    ) -> tuple[StoredObject, datetime | None]:
+        """A small object of its own (a custody checkpoint), never replacing one, with a server-verified
+        SHA-256 and, where the bucket has Object Lock, a COMPLIANCE retention until ``retain_until``.
+        Returns the stored object and the retention date actually set (None without Object Lock)."""
+        digest = hashlib.sha256(data).hexdigest()
+        lock = retain_until if retain_until is not None and self.object_lock_enabled() else None
+        extra: dict[str, Any] = {"ObjectLockMode": "COMPLIANCE", "ObjectLockRetainUntilDate": lock} if lock else {}
+        try:
+            response = self.client.put_object(
+                Bucket=self.bucket,
+                Key=key,
+                Body=data,
+                ChecksumSHA256=_b64_from_hex(digest),
+                ContentType=content_type,
+                IfNoneMatch="*",
+                **extra,
+            )
+        except ClientError as exc:
+            code, status = _client_error_code(exc)
+            if status != 412 and code != "PreconditionFailed":
+                raise _storage_error(exc, action=f"write {key}", bucket=self.bucket) from exc
+            return self._existing(key, sha256_hex=digest, size=len(data)), None
+        except BotoCoreError as exc:
+            raise _storage_error(exc, action=f"write {key}", bucket=self.bucket) from exc
+        stored = StoredObject(key, len(data), digest, version_id=response.get("VersionId") or "")
+        return stored, lock
+
     def iter_keys(self, prefix: str = "") -> Iterator[str]:
         paginator = self.client.get_paginator("list_objects_v2")
         try:
@@ -613,8 +757,17 @@ class FilesystemTarget:
         return self.root.joinpath(*parts)
 
     def put(
-        self, key: str, path: Path, *, sha256_hex: str, size: int, metadata: dict[str, str], content_type: str
+        self,
+        key: str,
+        path: Path,
+        *,
+        sha256_hex: str,
+        size: int,
+        metadata: dict[str, str],
+        content_type: str,
+        storage_class: str = "",
     ) -> StoredObject:
+        """``storage_class`` is accepted and ignored: a folder has one class (the catalog still records it)."""
         _b64_from_hex(sha256_hex)  # validates the digest
         target = self._path(key)
         try:
@@ -706,6 +859,15 @@ class FilesystemTarget:
                 result.deleted.append((key, version))
         return result
 
+    def change_class(
+        self, key: str, version_id: str, *, storage_class: str, sha256_hex: str, size: int
+    ) -> StoredObject:
+        """Nothing to move in a folder: confirm the object is intact and report it unchanged."""
+        found = self.confirm(key, sha256_hex=sha256_hex, size=size)
+        if not found.ok:
+            raise StorageError(f"{key}: {found.detail}", permanent=False, code="CopyMismatch")
+        return StoredObject(key, size, sha256_hex)
+
     def presigned_url(self, key: str, *, expires: int) -> str | None:
         return None
 
@@ -719,8 +881,31 @@ class FilesystemTarget:
     def set_legal_hold(self, key: str, version_id: str, on: bool) -> bool:
         return False
 
+    def put_bytes(
+        self, key: str, data: bytes, *, content_type: str, retain_until: datetime | None = None
+    ) -> tuple[StoredObject, datetime | None]:
+        """A small object of its own, published like an upload (never replacing one); a folder has no
+        Object Lock, so no retention is set."""
+        fd, name = tempfile.mkstemp(prefix="vicirec-object-")
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(data)
+            digest = hashlib.sha256(data).hexdigest()
+            stored = self.put(
+                key, Path(name), sha256_hex=digest, size=len(data), metadata={}, content_type=content_type
+            )
+        finally:
+            os.unlink(name)
+        return stored, None
+
     def legal_hold_status(self, key: str, version_id: str) -> bool | None:
         return None
+
+    def versions(self, key: str) -> list[tuple[str, str]]:
+        try:
+            return [(key, "")] if self._path(key).is_file() else []
+        except ValueError:
+            return []
 
     def iter_keys(self, prefix: str = "") -> Iterator[str]:
         if not self.root.is_dir():

@@ -11,21 +11,21 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from django.conf import settings
-from django.db.models import Count, Min
+from django.db.models import Count, Min, Sum
+from django.db.models.functions import Coalesce
 
 from holds.models import LegalHold
+from recordings.lib import pricing
 from recordings.models import PipelineSnapshot, Recording
 from recordings.ops.stats import GIB, NODE_WORK_STATES, inventory
-from retention.forecast import forecast
+from recordings.ops.status import last_custody_check
+from recordings.pipeline.erasure import figures as erasure_figures
+from recordings.pipeline.retention import deletable
+from retention.forecast import cost_forecast, forecast
+from retention.models import PolicyProposal, prices
 
-PRICE_DEFAULTS = {
-    # USD per GB-month, list prices: Cloudflare R2 Standard; AWS S3 us-east-1, first 50 TB.
-    "VICIREC_PRICE_R2_GB_MONTH": 0.015,
-    "VICIREC_PRICE_S3_STANDARD_GB_MONTH": 0.023,
-    "VICIREC_PRICE_S3_STANDARD_IA_GB_MONTH": 0.0125,
-    "VICIREC_PRICE_S3_GLACIER_IR_GB_MONTH": 0.004,
-}
+# List prices (USD; Cloudflare R2; AWS S3 us-east-1, first 50 TB), dated and explained in recordings.lib.pricing.
+PRICE_DEFAULTS = pricing.PRICE_DEFAULTS
 
 # The backlog rows, in the order the dashboard shows them.
 STAGE_LABELS = (
@@ -36,11 +36,12 @@ STAGE_LABELS = (
 )
 FAILURES_SHOWN = 10
 HOLDS_SHOWN = 10
+PROPOSALS_SHOWN = 10
 
 
 def price(name: str) -> float:
-    """A storage price in USD per GB-month: the setting ``name`` if set, else the list price above."""
-    return float(getattr(settings, name, PRICE_DEFAULTS[name]))
+    """A price in USD (per GB-month, GB or request, by its name): the setting if set, else the list price."""
+    return float(prices()(name))
 
 
 def dashboard_data(now: datetime) -> dict[str, Any]:
@@ -52,11 +53,34 @@ def dashboard_data(now: datetime) -> dict[str, Any]:
         **totals,
         "stages": _stages(now),
         "failures": _latest_failures(),
+        "overdue": _overdue(now),
         "forecast": forecast(now=now)["windows"],
         "holds": list(LegalHold.objects.active().select_related("case", "campaign")[:HOLDS_SHOWN]),
         "active_holds": LegalHold.objects.active().count(),
+        "erasures": erasure_figures(now=now),
         "bill": _bill(totals["cloud"]),
+        "proposals": list(_pending_proposals()[:PROPOSALS_SHOWN]),
+        "pending_proposals": _pending_proposals().count(),
+        "costs": cost_forecast(now=now),
+        "custody": last_custody_check(),
     }
+
+
+def _overdue(now: datetime) -> dict[str, int]:
+    """Recordings already past their retention: those a retention run would delete now (its dry run's very
+    query, recordings.pipeline.retention.deletable) and those kept only by a hold."""
+    size = Coalesce(Sum(Coalesce("stored_size", "original_size")), 0)
+    due = deletable(now).aggregate(n=Count("pk"), bytes=size)
+    held = Recording.objects.expired(now).held().aggregate(n=Count("pk"), bytes=size)
+    return {"n": due["n"], "bytes": due["bytes"], "held": held["n"], "held_bytes": held["bytes"]}
+
+
+def _pending_proposals():  # type: ignore[no-untyped-def]
+    return (
+        PolicyProposal.objects.filter(status=PolicyProposal.Status.PENDING)
+        .select_related("campaign")
+        .order_by("proposed_at")
+    )
 
 
 def _totals(now: datetime) -> tuple[dict[str, Any], datetime]:

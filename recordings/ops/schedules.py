@@ -1,6 +1,6 @@
 """The django-q2 schedules of an installation, as data: what runs, where, and how often.
 
-Central stages (sync, retention, verify, stats) run once for the installation on the central cluster,
+Central stages (sync, retention, erasure, verify, stats) run once for the installation on the central cluster,
 "<VICIREC_Q_NAME>". Node-local stages (archive, cleanup) get one schedule per telephony server, routed to
 that server's cluster, "<VICIREC_Q_NAME>-<server_ip>", so only the worker whose disk holds the files runs
 them. Node "" (VICIREC_NODE empty: one machine serving every server) routes to the central cluster.
@@ -106,6 +106,9 @@ def planned_schedules(nodes: list[str]) -> list[PlannedSchedule]:
             schedule_name("retention"), "retention.tasks.enforce", settings.VICIREC_SCHEDULE_RETENTION_MINUTES, central
         ),
         PlannedSchedule(
+            schedule_name("erasure"), "recordings.tasks.erase", settings.VICIREC_SCHEDULE_ERASURE_MINUTES, central
+        ),
+        PlannedSchedule(
             schedule_name("verify"),
             "recordings.tasks.verify",
             settings.VICIREC_SCHEDULE_VERIFY_MINUTES,
@@ -114,6 +117,9 @@ def planned_schedules(nodes: list[str]) -> list[PlannedSchedule]:
         ),
         PlannedSchedule(
             schedule_name("stats"), "recordings.tasks.snapshot", settings.VICIREC_SCHEDULE_STATS_MINUTES, central
+        ),
+        PlannedSchedule(
+            schedule_name("custody"), "recordings.tasks.custody", settings.VICIREC_SCHEDULE_CUSTODY_MINUTES, central
         ),
     ]
     for node in nodes:

@@ -18,10 +18,12 @@ from django.db.models import Count, Min
 from django_q.models import Failure, Schedule, Success
 
 from recordings.lib import disk
-from recordings.models import Recording
+from recordings.models import CustodyCheck, Recording
 from recordings.ops.schedules import PREFIX
 from recordings.ops.stats import reported_disks, waiting_counts
 from recordings.pipeline.archive import due_for_upload
+from recordings.pipeline.erasure import figures as erasure_figures
+from recordings.pipeline.erasure import refusals as erasure_refusals
 from vicirec.reports import Report
 
 FAILURES_SHOWN = 20
@@ -80,6 +82,9 @@ class PipelineStatus(Report):
     disks: dict[str, NodeDisk] = field(default_factory=dict)
     notices: list[str] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
+    # erasure requests (by recording): pending, awaiting approval, refused under hold, erased in 30 days
+    erasures: dict[str, int] = field(default_factory=dict)
+    custody: dict[str, Any] | None = None  # the last verify_custody result
 
     @property
     def needs_person(self) -> bool:
@@ -250,6 +255,45 @@ def _last_sync_notice() -> str:
     return ""
 
 
+def _last_sync_empty_spools() -> str:
+    """Spool folders in which the last sync found no recording at all (VICIREC_SPOOL_DIRS is wrong?)."""
+    last, result = _last_result("sync")
+    if last and result.get("empty_spools"):
+        return (
+            "; ".join(str(p) for p in result["empty_spools"][:5])
+            + f" (last sync {last.stopped:%Y-%m-%d %H:%M}): check VICIREC_SPOOL_DIRS (the spool root or its "
+            "monitorDONE folder) on this node"
+        )
+    return ""
+
+
+def _last_retention_stop() -> str:
+    """Retention's safety stop, if its last scheduled run was held back waiting for a person."""
+    last, result = _last_result("retention")
+    if last and result.get("stopped"):
+        return (
+            f"retention waiting for --confirm: {result.get('stopped_recordings', 0)} recordings, "
+            f"{result.get('stopped_share_percent', 0)} % of the archive (since {last.stopped:%Y-%m-%d %H:%M}); "
+            "check with enforce_retention --dry-run, then run enforce_retention --confirm"
+        )
+    return ""
+
+
+def last_custody_check() -> dict[str, Any] | None:
+    """The last verify_custody result (None before the first run)."""
+    check = CustodyCheck.objects.order_by("-id").first()
+    if check is None:
+        return None
+    return {
+        "at": check.at,
+        "ok": check.ok,
+        "entries": check.entries,
+        "checkpoints": check.checkpoints,
+        "seconds": check.seconds,
+        "first_problem": check.first_problem,
+    }
+
+
 def pipeline_status(*, now: datetime) -> PipelineStatus:
     status = PipelineStatus(at=now, backlog=backlog(now), stages=stage_statuses(now), failures=failures())
     for stage in status.stages:
@@ -293,7 +337,25 @@ def pipeline_status(*, now: datetime) -> PipelineStatus:
     verify_problem = _last_verify_problem()
     if verify_problem:
         status.problems.append(verify_problem)
+    empty_spools = _last_sync_empty_spools()
+    if empty_spools:
+        status.problems.append(empty_spools)
+    retention_stop = _last_retention_stop()
+    if retention_stop:
+        status.problems.append(retention_stop)
+    status.custody = last_custody_check()
+    if status.custody and not status.custody["ok"]:
+        status.problems.append(
+            f"the custody ledger check of {status.custody['at']:%Y-%m-%d %H:%M} failed at "
+            f"{status.custody['first_problem']} — run verify_custody and investigate (docs/custody-ledger.md)"
+        )
     sync_notice = _last_sync_notice()
     if sync_notice:
         status.notices.append(sync_notice)
+    status.erasures = erasure_figures(now=now)
+    if status.erasures["refused_under_hold"]:
+        status.notices.append(
+            f"{status.erasures['refused_under_hold']} erasure request(s) refused under legal hold, carried out when "
+            "the hold is released: " + "; ".join(erasure_refusals(limit=5))
+        )
     return status

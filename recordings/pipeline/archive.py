@@ -2,8 +2,11 @@
 past its campaign's local window.
 
 Order of work for one recording, each step safe to interrupt:
-1. find the file on this node's spool, and leave it for the next run if it is still being written;
-2. hash the original and encode it in one pass; record the original's SHA-256 and size, the encoded
+1. find every copy VICIdial keeps on this node's spool (spool.locate_all: monitorDONE, MP3/…, ORIG/), and
+   leave it for the next run if one is still being written;
+2. hash the original capture (the WAV, in monitorDONE or ORIG/: the root of the hash chain) and every
+   other copy, and take the upload: VICIdial's compressed copy as it is when there is one, else the
+   original encoded in the same pass as its hash; record every copy's SHA-256 and size, the encoded
    bytes' SHA-256, the encoder and the object key *before* uploading, so a crash after the upload is
    recognised by the next run (the object already there, with the planned checksum) and not redone
    (an upload thread does this for up to PLAN_BATCH recordings, in one transaction, before uploading any);
@@ -31,13 +34,16 @@ from django.conf import settings
 from django.db import connections
 from django.db.models import Q
 
+from holds.models import held_condition
 from recordings.custody import transition, transition_batch
 from recordings.lib import spool
 from recordings.lib.codec import CodecError, Prepared, prepare
 from recordings.lib.disk import spool_usage, under_pressure
+from recordings.lib.hashing import hash_file
 from recordings.lib.storage import ArchiveTarget, StorageError, object_key
 from recordings.models import Recording, RecordingQuerySet
 from recordings.pipeline.target import get_target
+from recordings.pipeline.tiering import storage_class_for
 from recordings.pipeline.workqueue import (
     claim,
     ended,
@@ -61,8 +67,18 @@ def due_for_upload(now: datetime, *, node: str, past_window: Q | None = None) ->
     recordings still inside their window are due as well; claim() takes them oldest first. Only uploads
     move earlier: local files are still deleted by cleanup_local alone, after verification.
     ``past_window`` is the policies' age condition when the caller has already read it (once per run).
+
+    A recording already past its retention and not held is never uploaded (a first install over years of
+    recordings, a backfill from the _archive tables): retention deletes its local copies with a
+    certificate instead. A held one is archived as usual.
     """
-    waiting = Recording.objects.filter(state__in=Recording.WAITING_STATES).for_node(node).retry_due(now)
+    expired_unheld = RetentionPolicy.objects.age_condition(now, "retain_days") & ~held_condition()
+    waiting = (
+        Recording.objects.filter(state__in=Recording.WAITING_STATES)
+        .for_node(node)
+        .retry_due(now)
+        .exclude(expired_unheld)
+    )
     if node == settings.VICIREC_NODE and _under_pressure():  # only this node's own disk can be measured here
         return waiting
     if past_window is None:
@@ -298,8 +314,9 @@ def _not_found(job: _Job, found: spool.NotFound) -> str:
     return _Outcome.MISSING
 
 
-def _unchanged(job: _Job, found: spool.Found, prepared: Prepared) -> str | None:
-    """Refuse a file that changed while it was read, or since its SHA-256 was first recorded."""
+def _unchanged(job: _Job, found: spool.Found, prepared: Prepared, root_sha256: str) -> str | None:
+    """Refuse a file that changed while it was read, or an original whose SHA-256 is no longer the one
+    first recorded (``root_sha256``: the original capture's hash as read now)."""
     recording = job.recording
     if found.mtime - time.time() > FUTURE_MTIME_SECONDS:
         prepared.encoder.setdefault("warnings", []).append(
@@ -309,24 +326,43 @@ def _unchanged(job: _Job, found: spool.Found, prepared: Prepared) -> str | None:
     after = found.path.stat()
     if after.st_size != prepared.original_size or after.st_mtime != found.mtime:
         return job.fail(f"{found.relative} changed while it was being read; it will be retried once it settles")
-    if recording.original_sha256 and recording.original_sha256 != prepared.original_sha256:
+    if recording.original_sha256 and recording.original_sha256 != root_sha256:
         return job.fail(
             f"{found.relative} no longer has the SHA-256 recorded when it was first read "
-            f"({recording.original_sha256} → {prepared.original_sha256})",
+            f"({recording.original_sha256} → {root_sha256})",
             permanent=True,
         )
     return None
 
 
-def _plan(recording: Recording, found: spool.Found, prepared: Prepared) -> dict[str, object]:
-    """The hash chain and the plan, recorded (by archive_batch) before a byte leaves the machine."""
+def _copies(copies: list[spool.Found], upload: spool.Found, prepared: Prepared) -> list[dict[str, object]]:
+    """Every local copy with its SHA-256 and size: the upload's from the encoding pass, the others read
+    here (an original in ORIG/ besides VICIdial's MP3, a second compressed copy)."""
+    recorded = []
+    for copy in copies:
+        if copy.relative == upload.relative:
+            digest, size = prepared.original_sha256, prepared.original_size
+        else:
+            digest, size = hash_file(copy.path)
+        recorded.append({"path": copy.relative, "kind": copy.kind, "size": size, "sha256": digest})
+    return recorded
+
+
+def _plan(recording: Recording, upload: spool.Found, prepared: Prepared, copies: list[dict]) -> dict[str, object]:
+    """The hash chain and the plan, recorded (by archive_batch) before a byte leaves the machine. The
+    original's SHA-256 is the WAV capture's when there is one, else the uploaded file's own."""
+    root = next((c for c in copies if c["kind"] in spool.ORIGINAL_KINDS), None) or next(
+        c for c in copies if c["path"] == upload.relative
+    )
     return {
-        "local_path": found.relative,
-        "original_sha256": prepared.original_sha256,
-        "original_size": prepared.original_size,
+        "local_path": upload.relative,
+        "local_copies": copies,
+        "original_sha256": root["sha256"],
+        "original_size": root["size"],
         "stored_sha256": prepared.output_sha256,
         "stored_size": prepared.output_size,
         "encoder": prepared.encoder,
+        "storage_class": storage_class_for(recording),
         "object_key": object_key(
             campaign_id=recording.campaign.campaign_id if recording.campaign else "",
             start_time=recording.start_time,
@@ -342,21 +378,25 @@ def _prepare(job: _Job, *, codec: str, workdir: Path) -> str | None:
     adopted = _adopt(job)
     if adopted is not None:
         return adopted
-    found = spool.locate(job.recording.filename, job.recording.vicidial_location, settings.VICIREC_SPOOL_DIRS)
-    if isinstance(found, spool.NotFound):
-        return _not_found(job, found)
-    if not _settled(found, time.time()):
+    r = job.recording
+    day = r.start_time.date() if r.start_time else None
+    copies = spool.locate_all(r.filename, r.vicidial_location, settings.VICIREC_SPOOL_DIRS, day)
+    if isinstance(copies, spool.NotFound):
+        return _not_found(job, copies)
+    if not all(_settled(copy, time.time()) for copy in copies):
         return _Outcome.NOT_SETTLED  # the caller gives the claim back
+    upload = spool.upload_source(copies)
     try:
-        prepared = job.prepared = prepare(found.path, codec=codec, workdir=workdir)
+        prepared = job.prepared = prepare(upload.path, codec=codec, workdir=workdir)
+        recorded = _copies(copies, upload, prepared)
     except CodecError as exc:  # the bytes are not what a recording should be: retrying will not change them
-        return job.fail(f"cannot encode {found.relative}: {exc}", permanent=True)
+        return job.fail(f"cannot encode {upload.relative}: {exc}", permanent=True)
     except OSError as exc:
-        return job.fail(f"cannot read {found.relative}: {exc}")
-    refused = _unchanged(job, found, prepared)
+        return job.fail(f"cannot read {upload.relative}: {exc}")
+    job.plan = _plan(r, upload, prepared, recorded)
+    refused = _unchanged(job, upload, prepared, str(job.plan["original_sha256"]))
     if refused is not None:
         return refused
-    job.plan = _plan(job.recording, found, prepared)
     return None
 
 
@@ -372,6 +412,7 @@ def _upload(job: _Job) -> str:
         size=prepared.output_size,
         metadata=_metadata(recording, prepared.original_sha256),
         content_type=prepared.content_type,
+        storage_class=recording.storage_class,
     )
     recording.uploaded_at = job.now
     if not stored.already_present and stored.server_sha256_hex == prepared.output_sha256:

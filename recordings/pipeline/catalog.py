@@ -6,32 +6,36 @@ live table, as VICIdial's own pages do. Call details are looked up in vicidial_l
 and then in their _archive tables. An _archive table that is absent (VICIdial before 2.12) or not granted
 is reported and skipped.
 
-The watermark is the highest recording_id already cataloged, so a crash between batches (or inside one:
-inserts ignore rows that already exist) is resumed by the next run with nothing lost or added twice. Each
-batch costs a fixed number of queries whatever its size: the recording_log rows, their outbound and
-inbound call-log rows, their leads, the existing catalog ids, and the inserts.
+The watermark is the highest recording_id already cataloged or remembered as open, so a crash between
+batches (or inside one: inserts ignore rows that already exist) is resumed by the next run with nothing
+lost or added twice. Each batch costs a fixed number of queries whatever its size: the recording_log rows,
+their outbound and inbound call-log rows, their leads, the existing catalog ids, and the inserts.
 
-A call still being recorded (end_time NULL) holds the watermark until it ends, or until it is older than
-VICIREC_SYNC_OPEN_GRACE_HOURS (a call that was never stopped is cataloged as it is).
+A call still being recorded (end_time NULL) does not hold the watermark: a floor of agents always has open
+calls, and VICIdial leaves rows without end_time after a crashed channel. Its id is remembered (OpenCall)
+in the same transaction as the batch it was seen in, and the finished rows around it are cataloged in the
+run that first sees them. Each run re-reads the remembered ids first, in one query per table however many
+there are, and catalogs those that have ended, or are older than VICIREC_SYNC_OPEN_GRACE_HOURS (a call that
+was never stopped is cataloged as it is).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from django.conf import settings
-from django.db import DatabaseError
+from django.db import DatabaseError, transaction
 from django.db.models import Max
 from simple_history.utils import bulk_create_with_history
 
 from recordings import custody
 from recordings.lib import spool
-from recordings.models import Campaign, Recording
+from recordings.models import Agent, Campaign, OpenCall, Recording
 from recordings.vicidial import (
     RecordingLog,
     RecordingLogArchive,
@@ -43,6 +47,7 @@ from recordings.vicidial import (
     VicidialLog,
     VicidialLogArchive,
     VicidialModel,
+    VicidialUser,
 )
 from vicirec.reports import Report
 
@@ -71,17 +76,23 @@ ROW_FIELDS = (
 class SyncReport(Report):
     campaigns_added: int = 0
     campaigns_updated: int = 0
+    agents_synced: int = 0
     recordings_added: int = 0
     located: int = 0
     missing: int = 0
     rejected: int = 0
     other_server: int = 0
     unmatched_calls: int = 0
-    held_open: int = 0
+    held_open: int = 0  # calls still being recorded, remembered for the next runs
+    open_finished: int = 0  # remembered calls cataloged in this run (ended, or past the grace period)
+    open_forgotten: int = 0  # remembered calls whose row VICIdial no longer has (nothing to catalog)
     from_archive_table: int = 0
     batches: int = 0
     watermark: int = 0
     not_read: list[str] = field(default_factory=list)  # VICIdial _archive tables that could not be read
+    # "no recordings found under <folder>" for each spool folder holding no recording at all, when this
+    # run looked for files: a wrong VICIREC_SPOOL_DIRS must not hide behind every recording being missing.
+    empty_spools: list[str] = field(default_factory=list)
 
 
 Progress = Callable[[int, int], None]
@@ -116,6 +127,21 @@ def sync_campaigns() -> tuple[int, int]:
     return len(new), updated
 
 
+def sync_agents(now: datetime) -> int:
+    """Copy VICIdial's users (``user`` and ``full_name``) into the catalog's Agent table, so the desk finds
+    recordings by an agent's name. A few hundred rows: read whole, written only where they changed.
+    Returns how many were added or renamed."""
+    known = dict(Agent.objects.values_list("user", "full_name"))
+    changed = [
+        Agent(user=user, full_name=(name or "")[:50], synced_at=now)
+        for user, name in VicidialUser.objects.values_list("user", "full_name")
+        if user and known.get(user) != (name or "")[:50]
+    ]
+    Agent.objects.bulk_create([a for a in changed if a.user not in known], ignore_conflicts=True)
+    Agent.objects.bulk_update([a for a in changed if a.user in known], ["full_name", "synced_at"], batch_size=500)
+    return len(changed)
+
+
 def _call_time(row: dict[str, Any]) -> datetime | None:
     """The call's start, from start_epoch when present (immune to the server's DST), else start_time."""
     if row["start_epoch"]:
@@ -133,19 +159,17 @@ ARCHIVE_TABLES = (RecordingLogArchive, VicidialLogArchive, VicidialCloserLogArch
 CLOCK_SKEW = timedelta(hours=1)
 
 
-def _open_cutoff(rows: list[dict[str, Any]], now: datetime) -> int | None:
-    """Index of the first row whose call is still being recorded (and not yet stale), if any.
+def _still_open(row: dict[str, Any], now: datetime) -> bool:
+    """Whether the row's call is still being recorded (no end yet) and not stale.
 
-    A row dated in the future does not count: a wrong clock would otherwise hold the watermark, and every
-    recording after it, until real time caught up (years, for a zeroed or corrupted epoch).
+    A row dated in the future does not count: a wrong clock would otherwise keep it waiting until real
+    time caught up (years, for a zeroed or corrupted epoch); it is cataloged as it is.
     """
+    if row["end_time"] is not None or row["end_epoch"] is not None:
+        return False
+    started = _call_time(row)
     grace = now - timedelta(hours=settings.VICIREC_SYNC_OPEN_GRACE_HOURS)
-    for index, row in enumerate(rows):
-        started = _call_time(row)
-        if row["end_time"] is None and row["end_epoch"] is None and started is not None:
-            if grace < started <= now + CLOCK_SKEW:
-                return index
-    return None
+    return started is not None and grace < started <= now + CLOCK_SKEW
 
 
 def _unreadable(model: type[VicidialModel]) -> str:
@@ -156,6 +180,15 @@ def _unreadable(model: type[VicidialModel]) -> str:
     except DatabaseError as exc:
         return f"{model._meta.db_table} not read ({exc}): rows VICIdial has moved there are not cataloged"
     return ""
+
+
+def _rows_by_id(ids: list[int], *, moved: bool) -> list[dict[str, Any]]:
+    """The recording rows with these ids (one query per table), a row in both taken from the live table."""
+    rows: dict[int, dict[str, Any]] = {}
+    for model in (RecordingLogArchive, RecordingLog) if moved else (RecordingLog,):
+        found = model.objects.filter(recording_id__in=ids).values(*ROW_FIELDS)
+        rows.update((row["recording_id"], row | {"table": model._meta.db_table}) for row in found)
+    return [rows[recording_id] for recording_id in sorted(rows)]
 
 
 def _rows_above(watermark: int, size: int, *, moved: bool) -> list[dict[str, Any]]:
@@ -228,6 +261,13 @@ class _CallIndex:
         return self.campaigns[key]
 
 
+def _text(value: str | None, limit: int) -> str:
+    """A VICIdial text column as vicirec keeps it: a NUL byte (which PostgreSQL cannot store, and which
+    no real name contains) is written as the four characters ``\\x00``, so a hostile row is recorded as
+    it came and refused, not lost with the rest of its batch."""
+    return (value or "").replace("\x00", "\\x00")[:limit]
+
+
 def _catalog_entry(
     row: dict[str, Any], calls: _CallIndex, *, node: str, spools: list[Path], now: datetime, report: SyncReport
 ) -> Recording:
@@ -244,17 +284,17 @@ def _catalog_entry(
         started = None
     recording = Recording(
         recording_id=row["recording_id"],
-        filename=(row["filename"] or "")[:255],
-        server_ip=(row["server_ip"] or "")[:15],
-        channel=(row["channel"] or "")[:100],
-        extension=(row["extension"] or "")[:100],
-        vicidial_location=(row["location"] or "")[:255],
-        vicidial_id=(row["vicidial_id"] or "")[:20],
+        filename=_text(row["filename"], 255),
+        server_ip=_text(row["server_ip"], 15),
+        channel=_text(row["channel"], 100),
+        extension=_text(row["extension"], 100),
+        vicidial_location=_text(row["location"], 255),
+        vicidial_id=_text(row["vicidial_id"], 20),
         start_time=started or now,
         length_in_sec=row["length_in_sec"],
         lead_id=row["lead_id"] or None,
-        phone_number=((call or {}).get("phone_number") or calls.lead_phones.get(row["lead_id"]) or "")[:18],
-        agent=(row["user"] or "")[:20],
+        phone_number=_text((call or {}).get("phone_number") or calls.lead_phones.get(row["lead_id"]), 18),
+        agent=_text(row["user"], 20),
         direction=direction,
         campaign_id=calls.campaign_pk(direction, call),
         state_changed_at=now,
@@ -265,10 +305,11 @@ def _catalog_entry(
         report.other_server += 1
         recording.error = "; ".join(notes)
         return recording
-    found = spool.locate(row["filename"], row["location"], spools)
+    found = spool.locate(row["filename"], row["location"], spools, started.date() if started else None)
     if isinstance(found, spool.Found):
         report.located += 1
         recording.local_path = found.relative
+        recording.original_size = found.size  # the capture's size on disk; the archive stage hashes and re-reads it
     elif found.permanent:
         report.rejected += 1
         recording.state = Recording.State.REJECTED
@@ -283,21 +324,66 @@ def _catalog_entry(
 
 
 def _catalog_batch(
-    rows: list[dict[str, Any]], calls: _CallIndex, *, node: str, spools: list[Path], now: datetime, report: SyncReport
+    rows: list[dict[str, Any]],
+    calls: _CallIndex,
+    *,
+    node: str,
+    spools: list[Path],
+    now: datetime,
+    report: SyncReport,
+    opened: Sequence[int] = (),
+    closed: Sequence[int] = (),
 ) -> None:
-    """Catalog one batch of recording_log rows (those not cataloged yet), each with its first custody event."""
+    """Catalog one batch of recording_log rows (those not cataloged yet), each with its first custody event.
+
+    In the same transaction, remember the ids of the batch's calls still being recorded (``opened``) and
+    forget those cataloged or gone (``closed``): the watermark never moves past a call not on record.
+    The files are looked for before the transaction, which spans no file I/O.
+    """
     entries = [_catalog_entry(r, calls, node=node, spools=spools, now=now, report=report) for r in rows]
     tables = {r["recording_id"]: r["table"] for r in rows}
-    fresh = custody.catalog(
-        entries,
-        actor=ACTOR,
-        now=now,
-        detail=lambda e: (
-            f"cataloged from {tables[e.recording_id]}: " + (e.error or e.local_path or "file not looked for here")
-        ),
-    )
+    with transaction.atomic():
+        OpenCall.objects.bulk_create(
+            [OpenCall(recording_id=rid, first_seen_at=now) for rid in opened], ignore_conflicts=True
+        )
+        if closed:
+            OpenCall.objects.filter(recording_id__in=list(closed)).delete()
+        fresh = custody.catalog(
+            entries,
+            actor=ACTOR,
+            now=now,
+            detail=lambda e: (
+                f"cataloged from {tables[e.recording_id]}: " + (e.error or e.local_path or "file not looked for here")
+            ),
+        )
     report.recordings_added += len(fresh)
     report.from_archive_table += sum(tables[e.recording_id] != RecordingLog._meta.db_table for e in fresh)
+
+
+def _catalog_ended_calls(
+    campaigns: dict[tuple[str, str], int],
+    *,
+    moved: tuple[bool, bool],
+    node: str,
+    spools: list[Path],
+    now: datetime,
+    report: SyncReport,
+) -> None:
+    """Re-read the calls remembered open (a fixed number of queries however many) and catalog those that
+    have ended or passed the grace period; forget those VICIdial no longer has."""
+    remembered = list(OpenCall.objects.values_list("recording_id", flat=True))
+    if not remembered:
+        return
+    rows = _rows_by_id(remembered, moved=moved[0])
+    done = [row for row in rows if not _still_open(row, now)]
+    gone = set(remembered) - {row["recording_id"] for row in rows}
+    if gone:
+        log.warning("sync: %d calls remembered open are no longer in recording_log: %s", len(gone), sorted(gone))
+    if done or gone:
+        calls = _CallIndex(done, campaigns, moved=moved[1])
+        closed = [row["recording_id"] for row in done] + sorted(gone)
+        _catalog_batch(done, calls, node=node, spools=spools, now=now, report=report, closed=closed)
+    report.open_finished, report.open_forgotten = len(done), len(gone)
 
 
 def sync_recordings(
@@ -315,6 +401,7 @@ def sync_recordings(
     batch_size = batch_size or settings.VICIREC_SYNC_BATCH
     report = SyncReport()
     report.campaigns_added, report.campaigns_updated = sync_campaigns()
+    report.agents_synced = sync_agents(now)
     campaigns = {(kind, cid): pk for pk, kind, cid in Campaign.objects.values_list("pk", "kind", "campaign_id")}
     unreadable = {model: _unreadable(model) for model in ARCHIVE_TABLES}  # one probe per table and run
     report.not_read = [problem for problem in unreadable.values() if problem]
@@ -322,7 +409,11 @@ def sync_recordings(
         log.warning("sync: %s", problem)
     rows_moved = not unreadable[RecordingLogArchive]
     calls_moved = not (unreadable[VicidialLogArchive] or unreadable[VicidialCloserLogArchive])
-    watermark = Recording.objects.aggregate(top=Max("recording_id"))["top"] or 0
+    _catalog_ended_calls(campaigns, moved=(rows_moved, calls_moved), node=node, spools=spools, now=now, report=report)
+    watermark = max(
+        Recording.objects.aggregate(top=Max("recording_id"))["top"] or 0,
+        OpenCall.objects.aggregate(top=Max("recording_id"))["top"] or 0,
+    )
     newest = max(
         model.objects.aggregate(top=Max("recording_id"))["top"] or 0
         for model in ((RecordingLog, RecordingLogArchive) if rows_moved else (RecordingLog,))
@@ -334,22 +425,18 @@ def sync_recordings(
         rows = _rows_above(watermark, size, moved=rows_moved)
         if not rows:
             break
-        cutoff = _open_cutoff(rows, now)
-        if cutoff is not None:
-            report.held_open = 1
-            rows = rows[:cutoff]
-            if not rows:
-                break
-        _catalog_batch(
-            rows, _CallIndex(rows, campaigns, moved=calls_moved), node=node, spools=spools, now=now, report=report
-        )
+        opened = [row["recording_id"] for row in rows if _still_open(row, now)]
+        finished = [row for row in rows if row["recording_id"] not in opened]
+        calls = _CallIndex(finished, campaigns, moved=calls_moved)
+        _catalog_batch(finished, calls, node=node, spools=spools, now=now, report=report, opened=opened)
         report.batches += 1
         watermark = rows[-1]["recording_id"]
         done += len(rows)
         if progress:
             progress(done, total)
-        if cutoff is not None:
-            break
+    report.held_open = OpenCall.objects.count()
+    if report.located + report.missing + report.rejected:
+        report.empty_spools = [f"no recordings found under {f}" for f in spools if not spool.holds_recordings(f)]
     report.watermark = watermark
     log.info("sync: %s", report.as_dict())
     return report

@@ -2,8 +2,14 @@
 
 SAFETY RULE: a local file is deleted only when, at that moment, (1) the recording is archived, (2) the
 bucket confirms again that it holds the object with the recorded SHA-256 and size, and (3) the file on
-disk still has the SHA-256 recorded when it was first read. A file that changed since is an error for a
-person, never a deletion. No verified copy, no deletion.
+disk still has a SHA-256 and size recorded for this recording when it was archived. A recorded copy that
+changed since is an error for a person, and then none of the recording's copies is deleted. No verified
+copy, no deletion.
+
+Every local copy is cleared: those recorded at archive time (VICIdial's MP3 and the original in ORIG/),
+and any copy found now under the recording's name whose bytes are one of them (VICIdial's compression
+cron may have moved the original into ORIG/ after the upload). A copy found now with other bytes (an MP3
+VICIdial made after the upload) was never verified: it is left and named in the custody log.
 """
 
 from __future__ import annotations
@@ -12,6 +18,7 @@ import logging
 import os
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 
 from django.conf import settings
 from django.db.models import Exists, OuterRef
@@ -86,29 +93,67 @@ def clear_one(recording: Recording, *, target: object, token: str, now: datetime
         detail = confirmation.detail or f"{recording.object_key} is not in the bucket"
         return keep(f"cloud copy no longer confirmed, local file kept: {detail}", permanent=True)
     try:
-        path = spool.resolve(settings.VICIREC_SPOOL_DIRS, recording.local_path)
-    except FileNotFoundError:
+        deletable, unverified = _checked_copies(recording)
+    except _Changed as exc:
+        return keep(str(exc), permanent=True)
+    except OSError as exc:
+        return keep(f"cannot read a local copy to check it before deletion: {exc}")
+    if not deletable:
         # Already gone (e.g. a run killed between unlink and this update): the verified copy stands.
         report.already_gone += 1
-        return cleared("local file already gone; cloud copy re-confirmed")
-    try:
-        digest, size = hash_file(path)
-    except OSError as exc:
-        return keep(f"cannot read {recording.local_path} to check it before deletion: {exc}")
-    if (digest, size) != (recording.original_sha256, recording.original_size):
-        return keep(
-            f"{recording.local_path} changed since it was archived (sha256 {digest}, expected "
-            f"{recording.original_sha256}); not deleted",
-            permanent=True,
-        )
-    os.unlink(path)
+        return cleared("local file already gone; cloud copy re-confirmed" + unverified)
+    for path, _, _ in deletable:
+        os.unlink(path)
+    freed = sum(size for _, _, size in deletable)
     report.cleared += 1
-    report.bytes_freed += size
+    report.bytes_freed += freed
+    names = ", ".join(f"{relative} ({size} bytes)" for _, relative, size in deletable)
     cleared(
-        f"deleted {recording.local_path} ({size} bytes) after the bucket re-confirmed sha256 "
-        f"{confirmation.sha256_hex} ({confirmation.method})"
+        f"deleted {names} after the bucket re-confirmed sha256 {confirmation.sha256_hex} ({confirmation.method})"
+        + unverified
     )
     return None
+
+
+class _Changed(Exception):
+    """A recorded local copy no longer has its recorded SHA-256: a person must look, nothing is deleted."""
+
+
+def recorded_copies(recording: Recording) -> list[dict]:
+    """The local copies recorded at archive time (older catalog rows: the one local_path)."""
+    if recording.local_copies:
+        return list(recording.local_copies)
+    if recording.local_path:
+        return [{"path": recording.local_path, "sha256": recording.original_sha256, "size": recording.original_size}]
+    return []
+
+
+def _checked_copies(recording: Recording) -> tuple[list[tuple[Path, str, int]], str]:
+    """The local copies to delete, each re-hashed: (path, relative, size); and a note naming copies found
+    under the recording's name whose bytes were never verified (left on disk). Raises _Changed."""
+    spools = settings.VICIREC_SPOOL_DIRS
+    recorded = recorded_copies(recording)
+    known = {(c["sha256"], c["size"]) for c in recorded if c.get("sha256")}
+    paths = {c["path"] for c in recorded}
+    day = recording.start_time.date() if recording.start_time else None
+    found = spool.locate_all(recording.filename, recording.vicidial_location, spools, day)
+    if isinstance(found, list):
+        paths.update(c.relative for c in found)
+    deletable, unverified = [], []
+    for relative in sorted(paths):
+        try:
+            path = spool.resolve(spools, relative)
+        except FileNotFoundError:
+            continue
+        digest, size = hash_file(path)
+        if (digest, size) in known:
+            deletable.append((path, relative, size))
+        elif relative in {c["path"] for c in recorded}:
+            raise _Changed(f"{relative} changed since it was archived (sha256 {digest}); no local copy deleted")
+        else:
+            unverified.append(relative)
+    note = f"; left {', '.join(unverified)}: not the bytes archived" if unverified else ""
+    return deletable, note
 
 
 def cleanup_local(

@@ -9,7 +9,11 @@ SAFETY RULES
   --confirm (a mistyped policy must not empty the bucket).
 - --dry-run walks the same selection and deletes nothing.
 - Every deletion leaves the catalog row in place (state "expired") and writes a permanent deletion
-  certificate in the same transaction as the state change.
+  certificate in the same transaction as the state change. A recording already past its retention when
+  it would have been archived is never uploaded (archive.due_for_upload): its local copies are deleted
+  here, under the same safety stop and dry run, with a certificate whose ``call.location`` is "local".
+- Local copies: every copy VICIdial keeps under the recording's name (spool.locate_all: monitorDONE,
+  MP3/…, ORIG/) and every copy recorded at archive time, each resolved inside a spool folder.
 Work is claimed like every other stage, so two runs never delete the same recording twice and a run
 killed half-way is finished by the next one (a cloud object already gone counts as deleted).
 """
@@ -25,10 +29,12 @@ from django.conf import settings
 from django.db import transaction
 
 from holds.models import DeletionGate, LegalHold
+from recordings import ledger
 from recordings.custody import transition_batch
 from recordings.lib import spool
 from recordings.lib.storage import StorageError
 from recordings.models import Recording, RecordingQuerySet
+from recordings.pipeline.cleanup import recorded_copies
 from recordings.pipeline.target import get_target
 from recordings.pipeline.workqueue import claim, fail, new_token, release, release_dead_claims
 from retention.models import DeletionCertificate, RetentionPolicy
@@ -39,8 +45,10 @@ ACTOR = "enforce_retention"
 DELETE_BATCH = 1000  # S3 DeleteObjects takes at most 1,000 keys per call
 
 
-class RetentionSafetyStop(Exception):
-    """The run would delete more than the configured share of the archive; a person must confirm."""
+# The exit code of every command that runs retention (enforce_retention, run_lifecycle) when the safety
+# stop held the run back: distinct from 1 (an error) so cron and monitoring can tell "a person must
+# confirm" from "something broke".
+SAFETY_STOP_EXIT_CODE = 3
 
 
 @dataclass
@@ -56,6 +64,11 @@ class RetentionReport(Report, limits={"would_delete": 1000, "errors": 20}):
     would_delete: list[int] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     run: str = ""
+    # The safety stop, reported as a result and never raised: the sentence for a person (empty when the
+    # run was not stopped), how many recordings it would have deleted and their share of the archive.
+    stopped: str = ""
+    stopped_recordings: int = 0
+    stopped_share_percent: float = 0.0
 
 
 def deletable(now: datetime) -> RecordingQuerySet:
@@ -95,15 +108,31 @@ def _call_snapshot(recording: Recording) -> dict:
 
 
 def _delete_local(recording: Recording) -> bool:
-    """Delete the local file if vicirec still has one; True if a file was deleted."""
-    if recording.state not in Recording.LOCAL_STATES or not recording.local_path:
+    """Delete every local copy vicirec still manages; True if a file was deleted."""
+    if recording.state not in Recording.LOCAL_STATES:
         return False
-    try:
-        path = spool.resolve(settings.VICIREC_SPOOL_DIRS, recording.local_path)
-    except FileNotFoundError:
-        return False
-    os.unlink(path)
-    return True
+    spools = settings.VICIREC_SPOOL_DIRS
+    paths = {c["path"] for c in recorded_copies(recording)}
+    day = recording.start_time.date() if recording.start_time else None
+    found = spool.locate_all(recording.filename, recording.vicidial_location, spools, day)
+    if isinstance(found, list):
+        paths.update(c.relative for c in found)
+    deleted = False
+    for relative in sorted(paths):
+        try:
+            path = spool.resolve(spools, relative)
+        except FileNotFoundError:
+            continue
+        os.unlink(path)
+        deleted = True
+    return deleted
+
+
+def _location(recording: Recording) -> str:
+    """Where the certificate's copies were: "local" for a recording never archived (expired first)."""
+    if recording.state in Recording.STORED_STATES:
+        return "cloud+local" if recording.state == Recording.State.ARCHIVED else "cloud"
+    return "local"
 
 
 def _drop_held(batch: list[Recording], *, token: str, report: RetentionReport) -> tuple[list[Recording], int]:
@@ -178,12 +207,12 @@ def _delete_checked(
     hold_check = {"checked_at": now.isoformat(), "held": False, "active_holds_checked": active_holds}
 
     def certify(moved: list[Recording]) -> None:
-        DeletionCertificate.objects.bulk_create(
+        certificates = DeletionCertificate.objects.bulk_create(
             DeletionCertificate(
                 recording=r,
                 deleted_at=now,
                 run=token,
-                call=_call_snapshot(r),
+                call={**_call_snapshot(r), "location": _location(r)},
                 object_key=r.object_key,
                 version_id=r.version_id,
                 original_sha256=r.original_sha256,
@@ -196,6 +225,7 @@ def _delete_checked(
             )
             for r in moved
         )
+        ledger.append_rows("deletion_certificate", [c.pk for c in certificates])
 
     # One transaction per batch, a fixed number of queries: the state change, certificates, custody log.
     moved = transition_batch(
@@ -226,11 +256,15 @@ def enforce_retention(
         report.would_delete = list(deletable(now).order_by("start_time").values_list("pk", flat=True)[:1000])
         return report
     if to_delete and report.archive_size and to_delete / report.archive_size > max_share and not confirm:
-        raise RetentionSafetyStop(
-            f"this run would delete {to_delete} of {report.archive_size} recordings "
+        report.stopped_recordings = to_delete
+        report.stopped_share_percent = round(100 * to_delete / report.archive_size, 1)
+        report.stopped = (
+            f"stopped, nothing deleted: this run would delete {to_delete} of {report.archive_size} recordings "
             f"({to_delete / report.archive_size:.1%}, more than the {max_share:.0%} allowed at once); "
             "check the policies with --dry-run, then run again with --confirm"
         )
+        log.warning("retention: %s", report.stopped)
+        return report
     release_dead_claims("retention", now=now)
     target = get_target()
     cursor = 0  # walk the catalog once in primary-key order, so each batch's query starts where the last ended

@@ -31,6 +31,7 @@ roles_migration = importlib.import_module("holds.migrations.0002_compliance_role
 def roles(db: None) -> None:
     """The groups as the data migration makes them (again: transactional tests flush them)."""
     roles_migration.create_roles(apps, None)
+    importlib.import_module("retention.migrations.0006_erasure_roles").grant(apps, None)
     cache.clear()
 
 

@@ -55,7 +55,8 @@ def test_held_is_one_query_over_all_kinds_of_hold() -> None:
 
     assert held == {by_hand.pk, by_campaign.pk, by_phone.pk, by_agent_and_date.pk}
     assert not_held == {agent_outside_dates.pk, free.pk}  # a recording without a campaign is not held by accident
-    recording_queries = [q for q in queries.captured_queries if '"recordings_recording"' in q["sql"].split("WHERE")[0]]
+    table = connection.ops.quote_name(Recording._meta.db_table)  # "…" on SQLite and PostgreSQL, `…` on MariaDB
+    recording_queries = [q for q in queries.captured_queries if table in q["sql"].split("WHERE")[0]]
     assert len(recording_queries) == 1
 
 

@@ -11,7 +11,7 @@ from django.core.management import call_command
 from django.db import connections
 from django.test.utils import CaptureQueriesContext
 
-from recordings.models import Campaign, Recording, RecordingEvent
+from recordings.models import Campaign, OpenCall, Recording, RecordingEvent
 from recordings.pipeline.catalog import sync_recordings
 from tests.factories import VicidialData, write_file
 
@@ -110,19 +110,59 @@ def test_recording_of_another_server_is_cataloged_but_not_looked_for(vicidial: V
     assert recording.state == "captured" and recording.local_path == "" and recording.server_ip == "10.0.0.12"
 
 
-def test_call_still_being_recorded_holds_the_watermark(vicidial: VicidialData, spool_dir: Path):
+def test_call_still_being_recorded_waits_but_holds_back_nothing_after_it(vicidial: VicidialData, spool_dir: Path):
     done = vicidial.recording_log()
     open_call = vicidial.recording_log(start=NOW - timedelta(minutes=5), end_time=None, end_epoch=None)
     after = vicidial.recording_log()
 
     first = sync()
-    assert first.recordings_added == 1 and first.held_open == 1
-    assert set(Recording.objects.values_list("recording_id", flat=True)) == {done["recording_id"]}
+    assert first.recordings_added == 2 and first.held_open == 1
+    cataloged = set(Recording.objects.values_list("recording_id", flat=True))
+    assert cataloged == {done["recording_id"], after["recording_id"]}
+    assert list(OpenCall.objects.values_list("recording_id", flat=True)) == [open_call["recording_id"]]
+    assert sync().recordings_added == 0  # still open: remembered, not cataloged
 
     with time_machine.travel(NOW + timedelta(hours=7)):
         second = sync_recordings(now=NOW + timedelta(hours=7), node="")
-    assert second.recordings_added == 2
-    assert Recording.objects.filter(recording_id__in=[open_call["recording_id"], after["recording_id"]]).count() == 2
+    assert second.recordings_added == 1 and second.open_finished == 1 and second.held_open == 0
+    assert Recording.objects.filter(recording_id=open_call["recording_id"]).exists()
+    assert not OpenCall.objects.exists()
+
+
+def test_a_call_that_ends_is_cataloged_by_the_next_run(vicidial: VicidialData, spool_dir: Path):
+    start = NOW - timedelta(minutes=5)
+    open_call = vicidial.recording_log(start=start, end_time=None, end_epoch=None)
+    write_file(spool_dir, f"{open_call['filename']}-all.wav")
+    assert sync().held_open == 1
+    vicidial.writer.connection.cursor().execute(
+        "UPDATE recording_log SET end_time=%s, end_epoch=%s WHERE recording_id=%s",
+        [start + timedelta(seconds=60), int(start.timestamp()) + 60, open_call["recording_id"]],
+    )
+
+    report = sync()
+
+    assert (report.recordings_added, report.open_finished, report.held_open) == (1, 1, 0)
+    recording = Recording.objects.get(recording_id=open_call["recording_id"])
+    assert recording.state == "captured" and recording.local_path == f"{open_call['filename']}-all.wav"
+
+
+def test_open_calls_cost_a_fixed_number_of_queries(vicidial: VicidialData, spool_dir: Path):
+    def queries_for(open_calls: int) -> int:
+        for _ in range(open_calls):
+            vicidial.recording_log(start=NOW - timedelta(minutes=5), end_time=None, end_epoch=None)
+        sync()  # remember them
+        for _ in range(3):
+            vicidial.recording_log()
+        with (
+            CaptureQueriesContext(connections["default"]) as ours,
+            CaptureQueriesContext(connections["vicidial"]) as theirs,
+        ):
+            report = sync()
+        assert report.recordings_added == 3 and report.held_open == OpenCall.objects.count()
+        return len(ours) + len(theirs)
+
+    vicidial.campaign()
+    assert queries_for(1) == queries_for(50)
 
 
 def test_unmatched_and_malformed_call_links_still_catalog(vicidial: VicidialData, spool_dir: Path):

@@ -14,7 +14,7 @@ import pytest
 import soundfile
 
 from recordings.demo.speech import synthesize_speech_like_wav
-from recordings.lib import codec
+from recordings.lib import codec, opus
 from recordings.lib.codec import CodecError, Prepared, prepare
 from recordings.lib.hashing import HashingReader, hash_file
 
@@ -128,9 +128,11 @@ def test_opus_decodes_to_the_same_length(speech_wav: Path, workdir: Path) -> Non
     assert_hashes_match_files(prepared, speech_wav)
     audio, rate = soundfile.read(str(prepared.output_path), dtype="int16")
     assert rate == 8000
-    assert len(audio) / rate == pytest.approx(SECONDS, abs=0.1)
+    assert len(audio) == SECONDS * rate  # exact: the last page's granule position trims the padding
     assert prepared.encoder["codec_library"].startswith("libopus ")
-    assert prepared.encoder["settings"]["bitrate_kbps"] == 16
+    assert prepared.encoder["name"] == "libopus-Ogg/Opus"
+    assert prepared.encoder["settings"]["bitrate_kbps"] == opus.DEFAULT_KBPS
+    assert prepared.encoder["settings"]["application"] == "voip"
     assert prepared.output_size < speech_wav.stat().st_size / 8
 
 

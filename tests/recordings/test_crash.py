@@ -80,7 +80,7 @@ def test_archive_killed_mid_batch_is_finished_by_the_next_run(
 ) -> None:
     rng = random.Random(20261125)
     kills = 0
-    for _ in range(3):
+    for _ in range(6):
         proc = archive_process(worker_env)
         # Kill it mid-batch: after a few uploads are planned (and some done), before the batch is marked.
         uploading = Recording.objects.exclude(object_key="")
@@ -94,6 +94,10 @@ def test_archive_killed_mid_batch_is_finished_by_the_next_run(
             proc.kill()  # SIGKILL: no cleanup, claims and temp files left behind
             kills += 1
         proc.communicate(timeout=30)
+        # A kill that left work behind is what the next run must finish; on a fast database a run may
+        # finish its batch before the kill lands, so try again rather than stop at an empty case.
+        if kills and Recording.objects.filter(state="archived").count() < len(due_recordings):
+            break
     assert kills >= 1
     assert Recording.objects.filter(state="archived").count() < len(due_recordings)
 

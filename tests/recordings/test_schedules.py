@@ -22,7 +22,7 @@ from vicirec import clock
 
 pytestmark = pytest.mark.django_db
 ROOT = Path(__file__).resolve().parents[2]
-CENTRAL = ("vicirec.sync", "vicirec.retention", "vicirec.verify", "vicirec.stats")
+CENTRAL = ("vicirec.sync", "vicirec.retention", "vicirec.erasure", "vicirec.verify", "vicirec.stats", "vicirec.custody")
 
 
 def schedule_rows() -> list[tuple[Any, ...]]:
@@ -47,8 +47,8 @@ def test_running_setup_schedules_twice_leaves_the_same_rows(settings: Any) -> No
     second = setup()
 
     assert schedule_rows() == rows
-    assert len(rows) == 4 + 2 * 2
-    assert len(first["created"]) == 8 and first["updated"] == []
+    assert len(rows) == len(CENTRAL) + 2 * 2
+    assert len(first["created"]) == len(rows) and first["updated"] == []
     assert second["created"] == [] and sorted(second["updated"]) == sorted(first["created"])
 
 

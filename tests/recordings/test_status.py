@@ -162,3 +162,26 @@ def test_a_sync_that_could_not_read_vicidials_archive_tables_is_a_notice(
 
     assert (code, data["problems"]) == (0, [])  # the live tables are read: nothing is stuck
     assert any("SELECT command denied" in notice and "grant SELECT" in notice for notice in data["notices"])
+
+
+def test_retention_waiting_for_confirm_is_a_problem(scheduled: None, capsys: pytest.CaptureFixture[str]) -> None:
+    for name in Schedule.objects.values_list("name", flat=True):
+        succeeded(name, at=clock.now() - timedelta(minutes=1))
+    stop = {"stopped": "stopped, nothing deleted: …", "stopped_recordings": 120, "stopped_share_percent": 12.5}
+    succeeded("vicirec.retention", at=clock.now(), result={"deleted": 0, **stop})
+
+    code, data, err = run_status(capsys)
+
+    assert code == 1
+    assert any("retention waiting for --confirm: 120 recordings, 12.5 % of the archive" in p for p in data["problems"])
+    assert "retention waiting for --confirm" in err
+
+
+def test_a_spool_folder_without_recordings_is_a_problem(scheduled: None, capsys: pytest.CaptureFixture[str]) -> None:
+    for name in Schedule.objects.values_list("name", flat=True):
+        succeeded(name, at=clock.now() - timedelta(minutes=1))
+    succeeded("vicirec.sync", at=clock.now(), result={"missing": 9, "empty_spools": ["no recordings found under /x"]})
+
+    code, data, err = run_status(capsys)
+
+    assert code == 1 and any("no recordings found under /x" in p for p in data["problems"])

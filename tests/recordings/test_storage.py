@@ -15,6 +15,7 @@ from typing import Any
 import boto3
 import pytest
 from botocore.config import Config
+from botocore.exceptions import ClientError
 from django.core.exceptions import ImproperlyConfigured
 
 from recordings.lib import storage
@@ -461,3 +462,86 @@ def test_a_ranged_read_asks_the_bucket_for_those_bytes_only(
 
     assert b"".join(s3_target.iter_object("c1/call.wav", start=4096, end=4099)) == AUDIO[4096:4100]
     assert asked[0]["Range"] == "bytes=4096-4099"
+
+
+# --- storage classes ------------------------------------------------------------------------------
+
+
+def test_put_sends_the_storage_class_and_seaweedfs_keeps_and_reports_it(
+    s3_target: S3Target, write_file: Callable[..., Path]
+) -> None:
+    """SeaweedFS stores the StorageClass header and returns it on HEAD and in listings, as S3 does (it does
+    not tier anything: the class is a label there). Without one, the object reads back as STANDARD."""
+    put(s3_target, "c1/ia.wav", write_file(), AUDIO, storage_class="STANDARD_IA")
+    put(s3_target, "c1/plain.wav", write_file(name="plain.wav"), AUDIO)
+
+    assert s3_target.storage_class_of("c1/ia.wav") == "STANDARD_IA"
+    assert s3_target.storage_class_of("c1/plain.wav") == "STANDARD"
+    listed = s3_target.client.list_objects_v2(Bucket=s3_target.bucket)["Contents"]
+    assert {item["Key"]: item["StorageClass"] for item in listed} == {
+        "c1/ia.wav": "STANDARD_IA",
+        "c1/plain.wav": "STANDARD",
+    }
+
+
+def test_the_filesystem_target_accepts_and_ignores_a_storage_class(
+    archive_fs_settings: Path, write_file: Callable[..., Path]
+) -> None:
+    target = get_target()
+    stored = put(target, "c1/call.wav", write_file(), AUDIO, storage_class="GLACIER_IR")
+
+    assert (archive_fs_settings / "c1/call.wav").read_bytes() == AUDIO
+    assert target.change_class("c1/call.wav", "", storage_class="STANDARD", sha256_hex=sha256(AUDIO), size=len(AUDIO))
+    assert stored.version_id == ""
+
+
+def test_change_class_in_a_versioned_bucket_copies_verifies_and_keeps_the_old_version(
+    s3_server: S3Server, write_file: Callable[..., Path]
+) -> None:
+    target = S3Target(s3_server.client(), make_bucket(s3_server, object_lock=True))
+    old = put(target, "c1/call.wav", write_file(), AUDIO, metadata={"vicirec-recording-id": "7"})
+
+    new = target.change_class(
+        "c1/call.wav", old.version_id, storage_class="GLACIER_IR", sha256_hex=sha256(AUDIO), size=len(AUDIO)
+    )
+
+    assert new.version_id and new.version_id != old.version_id
+    assert new.server_sha256_hex == sha256(AUDIO)  # the server's own checksum of the copy
+    assert target.storage_class_of("c1/call.wav", new.version_id) == "GLACIER_IR"
+    assert target.storage_class_of("c1/call.wav", old.version_id) == "STANDARD"  # still there, for the caller
+    head = target.client.head_object(Bucket=target.bucket, Key="c1/call.wav", VersionId=new.version_id)
+    assert head["Metadata"] == {"vicirec-recording-id": "7"} and head["ContentType"] == "audio/wav"
+
+
+def test_change_class_in_an_unversioned_bucket_replaces_the_object_in_place(
+    s3_target: S3Target, write_file: Callable[..., Path]
+) -> None:
+    """SeaweedFS refuses a copy onto itself that changes only the storage class ("illegal copy … without
+    changing the object's metadata, storage class …"); S3 accepts it. Re-sending the metadata (REPLACE)
+    works on both, so change_class always does that."""
+    put(s3_target, "c1/call.wav", write_file(), AUDIO)
+    source = {"Bucket": s3_target.bucket, "Key": "c1/call.wav"}
+    with pytest.raises(ClientError, match="illegal"):
+        s3_target.client.copy_object(
+            Bucket=s3_target.bucket, Key="c1/call.wav", CopySource=source, StorageClass="STANDARD_IA"
+        )
+
+    moved = s3_target.change_class(
+        "c1/call.wav", "", storage_class="STANDARD_IA", sha256_hex=sha256(AUDIO), size=len(AUDIO)
+    )
+
+    assert moved.version_id == ""
+    assert s3_target.storage_class_of("c1/call.wav") == "STANDARD_IA"
+    assert s3_target.confirm("c1/call.wav", sha256_hex=sha256(AUDIO), size=len(AUDIO)).ok
+
+
+def test_change_class_refuses_a_copy_that_does_not_match_the_catalog(
+    s3_target: S3Target, write_file: Callable[..., Path]
+) -> None:
+    put(s3_target, "c1/call.wav", write_file(), AUDIO)
+
+    with pytest.raises(StorageError, match="does not match") as caught:
+        s3_target.change_class(
+            "c1/call.wav", "", storage_class="STANDARD_IA", sha256_hex=sha256(OTHER), size=len(OTHER)
+        )
+    assert caught.value.code == "CopyMismatch"

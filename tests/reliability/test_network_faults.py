@@ -252,7 +252,8 @@ def test_faults_during_cleanup_and_retention_delete_nothing_and_are_recorded(
 ) -> None:
     short = campaign("SHORT", keep_local_days=1, retain_days=90)
     baseline = add_recordings(spool_dir, short, 3, now=NOW, age_days=200, seed=7)
-    assert archive_due(now=NOW, node="", threads=1).archived == 3
+    # archived while still inside retention (150 days ago): one already past it is never uploaded
+    assert archive_due(now=NOW - timedelta(days=150), node="", threads=1).archived == 3
 
     proxy.rule = Rules().add(Fault.error(500), method="HEAD")
     cleanup = cleanup_local(now=NOW, node="")

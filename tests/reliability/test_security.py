@@ -87,7 +87,8 @@ def test_a_wrong_secret_key_never_reaches_the_database_logs_history_or_output(
     caplog.set_level(logging.DEBUG)  # everything, botocore's request logging included
     out, err = StringIO(), StringIO()
 
-    report = archive_due(now=NOW, node="", threads=1)
+    # archived while still inside retention (150 days ago): one already past it is never uploaded
+    report = archive_due(now=NOW - timedelta(days=150), node="", threads=1)
     call_command("archive_recordings", "--json", "--threads", "1", stdout=out, stderr=err)
     Recording.objects.update(state="archived", object_key="LEAK/x.mp3", stored_sha256="0" * 64, stored_size=1)
     cleanup_local(now=NOW, node="")

@@ -20,7 +20,7 @@ from recordings.models import Campaign, Recording
 from recordings.pipeline import retention as enforce
 from recordings.pipeline.archive import archive_due
 from recordings.pipeline.cleanup import cleanup_local
-from recordings.pipeline.retention import RetentionSafetyStop, enforce_retention
+from recordings.pipeline.retention import SAFETY_STOP_EXIT_CODE, enforce_retention
 from recordings.pipeline.target import get_target
 from retention.forecast import forecast
 from retention.models import DeletionCertificate
@@ -46,8 +46,12 @@ def recording(spool: Path, camp: Campaign, age_days: int, **kw: Any) -> Recordin
 
 
 def archive_everything(local_age_cutoff: int = 30) -> None:
-    """Archive all due recordings, and clear local copies of those older than ``local_age_cutoff`` days."""
-    archive_due(now=NOW, node="", threads=1)
+    """Archive all due recordings, and clear local copies of those older than ``local_age_cutoff`` days.
+
+    Each is archived while it was still inside its retention, as a running installation would have done
+    (a recording already past it is never uploaded): archive runs step back in time 60 days apart."""
+    for days_ago in range(3000, -1, -60):
+        archive_due(now=NOW - timedelta(days=days_ago), node="", threads=1)
     cleanup_local(now=NOW, node="")
 
 
@@ -148,10 +152,14 @@ def test_a_run_larger_than_the_safe_share_stops_and_asks_for_confirm(archive: Pa
     short = campaign("SHORT", 90)
     recs = [recording(archive, short, 200) for _ in range(2)] + [recording(archive, short, 10) for _ in range(2)]
     archive_everything()
-    with pytest.raises(RetentionSafetyStop, match="--confirm"):
-        enforce_retention(now=NOW, dry_run=False)
-    with pytest.raises(CommandError, match="nothing deleted"):
-        call_command("enforce_retention")
+    stopped = enforce_retention(now=NOW, dry_run=False)
+    assert "--confirm" in stopped.stopped and stopped.deleted == 0
+    assert (stopped.stopped_recordings, stopped.stopped_share_percent) == (2, 50.0)
+    out = StringIO()
+    with pytest.raises(CommandError, match="nothing deleted") as refused:
+        call_command("enforce_retention", "--json", stdout=out)
+    assert refused.value.returncode == SAFETY_STOP_EXIT_CODE == 3
+    assert json.loads(out.getvalue())["stopped"].startswith("stopped, nothing deleted")
     assert not Recording.objects.filter(state="expired").exists()
     assert enforce_retention(now=NOW, dry_run=False, confirm=True).deleted == 2
     assert {r.pk for r in recs[:2]} == set(Recording.objects.filter(state="expired").values_list("pk", flat=True))
@@ -219,3 +227,18 @@ def test_hold_release_needs_its_own_permission_and_everything_has_history(archiv
     latest = hold.history.latest("history_date")
     assert latest.history_user == approver and "matter settled" in latest.history_change_reason
     assert latest.released_by_name == "alex"
+
+
+@pytest.mark.django_db(databases=["default", "vicidial"])
+def test_run_lifecycle_reports_the_safety_stop_instead_of_a_traceback(archive: Path, vicidial: Any) -> None:
+    short = campaign("SHORT", 90)
+    [recording(archive, short, 200) for _ in range(2)] + [recording(archive, short, 10) for _ in range(2)]
+    archive_everything()
+    out = StringIO()
+    with pytest.raises(CommandError, match="retention stopped, nothing deleted") as refused:
+        call_command("run_lifecycle", "--json", stdout=out)
+    assert refused.value.returncode == SAFETY_STOP_EXIT_CODE
+    data = json.loads(out.getvalue())
+    assert data["retention"]["stopped_recordings"] == 2 and data["retention"]["deleted"] == 0
+    assert {"sync", "archive", "cleanup"} <= set(data)
+    assert not Recording.objects.filter(state="expired").exists()

@@ -3,7 +3,7 @@ from typing import Any
 from django.conf import settings
 from django.core.management.base import CommandError, CommandParser
 
-from recordings.demo.generate import DemoReport, generate_demo
+from recordings.demo.generate import DemoReport, gdpr_purge, generate_demo
 from vicirec import clock
 from vicirec.commands import StageCommand
 
@@ -15,6 +15,11 @@ class Command(StageCommand):
         super().add_arguments(parser)
         parser.add_argument("--calls", type=int, default=120, help="number of recorded calls (default 120)")
         parser.add_argument("--seed", type=int, default=7)
+        parser.add_argument(
+            "--gdpr-purge",
+            action="store_true",
+            help="do what VICIdial's 'Confirm purge' does to one lead (GDPR setting on); erase_recordings finishes it",
+        )
 
     def run(self, **options: Any) -> Any:
         database = settings.DATABASES["vicidial"]
@@ -22,6 +27,8 @@ class Command(StageCommand):
             raise CommandError(
                 "demo only writes the embedded SQLite VICIdial database; unset VICIDIAL_DATABASE_URL to use it."
             )
+        if options["gdpr_purge"]:
+            return gdpr_purge(now=clock.now())
         path = settings.DEMO_DIR / "vicidial.sqlite3"
         if path.exists():
             self.stderr.write(

@@ -41,6 +41,12 @@ class Command(StageCommand):
             forecast = f", full in {d['days_to_full']} days" if d["days_to_full"] is not None else ""
             lines.append(f"  {node or 'this machine'}: {d['percent']}% of {d['path']}{forecast}")
         lines += [f"failed: {f['recording_id']} ({f['server_ip']}): {f['error'][:120]}" for f in data["failures"][:5]]
+        e = data.get("erasures") or {}
+        if e:
+            lines.append(
+                f"erasures: {e['pending']} pending, {e['awaiting_approval']} awaiting approval, "
+                f"{e['refused_under_hold']} refused under hold, {e['erased_30_days']} erased in 30 days"
+            )
         lines += [f"note: {n}" for n in data["notices"]]
         lines.append("OK" if not data["needs_person"] else f"{len(data['problems'])} problem(s), see stderr")
         return "\n".join(lines)

@@ -2,7 +2,7 @@ from typing import Any
 
 from django.core.management.base import CommandError, CommandParser
 
-from recordings.pipeline.retention import RetentionSafetyStop, enforce_retention
+from recordings.pipeline.retention import SAFETY_STOP_EXIT_CODE, enforce_retention
 from retention.forecast import forecast
 from vicirec import clock
 from vicirec.commands import StageCommand
@@ -24,12 +24,15 @@ class Command(StageCommand):
         now = clock.now()
         if options["forecast"]:
             return forecast(now=now)
-        try:
-            return enforce_retention(
-                now=now, dry_run=options["dry_run"], confirm=options["confirm"], limit=options["limit"]
-            )
-        except RetentionSafetyStop as exc:
-            raise CommandError(f"stopped, nothing deleted: {exc}")
+        return enforce_retention(
+            now=now, dry_run=options["dry_run"], confirm=options["confirm"], limit=options["limit"]
+        )
+
+    def refusal(self, data: dict[str, Any]) -> CommandError | None:
+        """The safety stop: printed as the run's result, then exit SAFETY_STOP_EXIT_CODE (README)."""
+        if data.get("stopped"):
+            return CommandError(data["stopped"], returncode=SAFETY_STOP_EXIT_CODE)
+        return None
 
     def summary(self, data: dict[str, Any]) -> str:
         if "windows" in data:
@@ -51,4 +54,6 @@ class Command(StageCommand):
                 f"dry run, nothing deleted: {data['expired_total']} expired, {data['held']} of them held; "
                 f"would delete {going}: {ids}"
             )
+        if data["stopped"]:
+            return data["stopped"]
         return super().summary({k: v for k, v in data.items() if k != "would_delete"})

@@ -36,6 +36,11 @@ class Command(StageCommand):
             "--record-class", choices=sorted(classes.RECORD_CLASSES), help="what kind of record this is"
         )
         parser.add_argument("--codec", choices=["mp3", "opus", "flac", "none"])
+        parser.add_argument(
+            "--storage-class",
+            choices=["STANDARD", "STANDARD_IA", "GLACIER_IR"],
+            help="the class new uploads are written with (retier moves those already stored)",
+        )
         parser.add_argument("--override-reason", default="", help="required to retain less than the class's minimum")
         parser.add_argument("--reason", default="", help="why the policy changes (kept in its history)")
         parser.add_argument("--dry-run", action="store_true", help="show the impact of the change; save nothing")
@@ -48,7 +53,7 @@ class Command(StageCommand):
         policy = self._policy(options)
         policy.keep_local_days = options["keep_local_days"]
         policy.retain_days = options["retain_days"]
-        for option in ("record_class", "codec"):
+        for option in ("record_class", "codec", "storage_class"):
             if options[option]:
                 setattr(policy, option, options[option])
         policy.override_reason = options["override_reason"] or (policy.override_reason if policy.below_floor else "")
@@ -58,6 +63,7 @@ class Command(StageCommand):
             "retain_days": policy.retain_days,
             "keep_local_days": policy.keep_local_days,
             "record_class": policy.record_class,
+            "storage_class": policy.storage_class,
             "floor_days": policy.klass.floor_days,
             "shortens": describe(changes),
             "needs_approval": bool(changes),

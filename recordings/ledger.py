@@ -1,0 +1,178 @@
+"""The custody ledger: one append-only, hash-chained record of everything custody depends on.
+
+Every custody event, access event, deletion certificate, legal hold placement and release (the hold's
+history rows), policy change (policy and proposal history rows), signing key and checkpoint becomes one
+``LedgerEntry`` whose hash covers its canonical content and the entry before it (docs/custody-ledger.md).
+
+Appending is part of the caller's transaction: ``append_rows`` / ``append_record`` lock the one
+``LedgerHead`` row (select_for_update; SQLite's IMMEDIATE transactions serialise writers anyway), chain the
+new entries onto it with one bulk insert, and move the head, so concurrent writers on any database keep
+one valid chain, and a change that rolls back takes its entries with it. A row's content is read back from
+the database inside the transaction, exactly as ``verify_custody`` will read it later.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from functools import cache, cached_property
+from typing import Any
+
+from django.db import models, transaction
+
+from recordings.lib import ledger as chain
+from recordings.models import AccessEvent, LedgerEntry, LedgerHead, RecordingEvent
+from vicirec import clock
+
+
+@dataclass(frozen=True)
+class Source:
+    """A table whose rows the ledger copies: ``kind`` of their entries, how a row names its recording."""
+
+    kind: str
+    model: type[models.Model]
+    recording_field: str | None
+
+    @cached_property
+    def fields(self) -> list[str]:
+        return [f.attname for f in self.model._meta.concrete_fields]
+
+    @cached_property
+    def pk(self) -> str:
+        return self.model._meta.pk.attname
+
+    def content(self, row: dict[str, Any]) -> dict[str, Any]:
+        return {"model": self.model._meta.label_lower, "row": {name: chain.plain(row[name]) for name in self.fields}}
+
+    def rows(self, pks: Iterable[Any]) -> Iterable[dict[str, Any]]:
+        return self.model._default_manager.filter(pk__in=list(pks)).order_by(self.pk).values(*self.fields)
+
+
+@cache
+def sources() -> dict[str, Source]:
+    """The tables the ledger copies, by entry kind."""
+    from holds.models import LegalHold
+    from retention.models import DeletionCertificate, ErasureCertificate, PolicyProposal, RetentionPolicy
+
+    found = [
+        Source("custody_event", RecordingEvent, "recording_id"),
+        Source("access", AccessEvent, "recording_id"),
+        Source("deletion_certificate", DeletionCertificate, "recording_id"),
+        Source("erasure_certificate", ErasureCertificate, "recording_id"),
+        Source("hold_history", LegalHold.history.model, None),
+        Source("policy_history", RetentionPolicy.history.model, None),
+        Source("proposal_history", PolicyProposal.history.model, None),
+    ]
+    return {s.kind: s for s in found}
+
+
+def source_of_model(model: type[models.Model]) -> Source | None:
+    return next((s for s in sources().values() if s.model is model), None)
+
+
+@dataclass(frozen=True)
+class Pending:
+    kind: str
+    ref: str
+    recording_id: int | None
+    content: dict[str, Any]
+
+
+def _locked_head() -> LedgerHead:
+    head = LedgerHead.objects.select_for_update().filter(pk=1).first()
+    if head is None:
+        LedgerHead.objects.get_or_create(pk=1)
+        head = LedgerHead.objects.select_for_update().get(pk=1)
+    return head
+
+
+def _append(pending: Sequence[Pending]) -> list[LedgerEntry]:
+    if not pending:
+        return []
+    now = clock.now()
+    with transaction.atomic():
+        head = _locked_head()
+        seq, prev = head.count, head.head_sha256
+        entries = []
+        for item in pending:
+            seq += 1
+            text = chain.canonical(item.content)
+            content_hash = chain.content_sha256(text)
+            entry_hash = chain.entry_sha256(seq, item.kind, prev, content_hash)
+            entries.append(
+                LedgerEntry(
+                    seq=seq,
+                    kind=item.kind,
+                    ref=item.ref,
+                    recording_id=item.recording_id,
+                    at=now,
+                    content=text,
+                    content_sha256=content_hash,
+                    prev_sha256=prev,
+                    entry_sha256=entry_hash,
+                )
+            )
+            prev = entry_hash
+        LedgerEntry.objects.bulk_create(entries, batch_size=1000)
+        LedgerHead.objects.filter(pk=head.pk).update(count=seq, head_sha256=prev)
+    return entries
+
+
+def append_rows(kind: str, pks: Iterable[Any]) -> list[LedgerEntry]:
+    """Append one entry per row of ``kind``'s table (just written, in this transaction), in key order."""
+    source = sources()[kind]
+    rows = list(source.rows(pks))
+    return _append(
+        [
+            Pending(
+                kind,
+                str(row[source.pk]),
+                row[source.recording_field] if source.recording_field else None,
+                source.content(row),
+            )
+            for row in rows
+        ]
+    )
+
+
+def append_record(kind: str, content: dict[str, Any], *, ref: str = "", recording_id: int | None = None) -> LedgerEntry:
+    """Append an entry that is its own record (a key, a checkpoint, an evidence export)."""
+    if kind in sources():
+        raise ValueError(f"{kind} entries copy rows: use append_rows")
+    return _append([Pending(kind, ref, recording_id, content)])[0]
+
+
+def redact_for_erasure(recording_id: int, needles: list[str], scrub: Any) -> None:
+    """Inside ``vicirec.records.redaction()``: make the ledger forget what an erasure scrubbed.
+
+    The entries that copy the recording's own rows take the rows' redacted content; any other entry whose
+    content names one of ``needles`` (an evidence export listing the file) is passed through ``scrub``.
+    Every such entry keeps its original ``content_sha256`` and is marked ``redacted_for=recording_id``.
+    """
+    changed: dict[int, LedgerEntry] = {}
+    for entry in LedgerEntry.objects.filter(recording_id=recording_id, kind__in=list(sources())):
+        source = sources()[entry.kind]
+        row = next(iter(source.rows([entry.ref])), None)
+        if row is not None:
+            entry.content = chain.canonical(source.content(row))
+            changed[entry.pk] = entry
+    for needle in needles:  # a scan of the ledger per needle: erasures are rare, and this is their only cost
+        for entry in LedgerEntry.objects.filter(content__contains=needle).exclude(kind__in=list(sources())):
+            entry = changed.get(entry.pk, entry)
+            entry.content = scrub(entry.content)
+            changed[entry.pk] = entry
+    for entry in changed.values():
+        entry.redacted_for = recording_id
+    LedgerEntry.objects.redact(list(changed.values()), ["content", "redacted_for"])
+
+
+def on_history(sender: Any, history_instance: Any, **kwargs: Any) -> None:
+    """simple_history's post_create_historical_record: ledger the history rows of holds and policies."""
+    source = source_of_model(type(history_instance))
+    if source is not None:
+        append_rows(source.kind, [history_instance.pk])
+
+
+def head() -> tuple[int, str]:
+    row = LedgerHead.objects.filter(pk=1).values_list("count", "head_sha256").first()
+    return (row[0], row[1]) if row else (0, chain.GENESIS)

@@ -1,0 +1,151 @@
+"""The custody ledger's arithmetic, with no Django: canonical content, entry hashes, checkpoints, keys.
+
+The exact formulas are documented in docs/custody-ledger.md; the offline verifier shipped in evidence
+packages (``offline_verify.py``, stdlib only) recomputes the same values and must stay in step with these.
+
+* canonical content: JSON, keys sorted, no whitespace (``separators=(",", ":")``), UTF-8, non-ASCII kept;
+* ``content_sha256`` = SHA-256 of those bytes;
+* ``entry_sha256`` = SHA-256 of the ASCII line ``"<seq> <kind> <prev_sha256> <content_sha256>\\n"``;
+  the first entry's ``prev_sha256`` is 64 zeros (``GENESIS``);
+* a checkpoint is the text of ``checkpoint_text`` signed with raw Ed25519 (the signature is 64 bytes).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+GENESIS = "0" * 64
+CHECKPOINT_HEADER = "vicirec-checkpoint v1"
+_KIND = re.compile(r"^[a-z_.]{1,40}$")
+
+
+def plain(value: Any) -> Any:
+    """A value as it goes into canonical JSON: times in UTC ISO 8601 (microseconds), decimals as text."""
+    if isinstance(value, datetime):
+        if value.tzinfo is not None:
+            value = value.astimezone(UTC)
+        return value.isoformat(timespec="microseconds")
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, bytes):
+        return value.hex()
+    return value
+
+
+def canonical(content: dict[str, Any]) -> str:
+    return json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=plain)
+
+
+def content_sha256(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def entry_sha256(seq: int, kind: str, prev: str, content_hash: str) -> str:
+    if not _KIND.match(kind):
+        raise ValueError(f"not a ledger kind: {kind!r}")
+    return hashlib.sha256(f"{seq} {kind} {prev} {content_hash}\n".encode("ascii")).hexdigest()
+
+
+# --- checkpoints --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CheckpointBody:
+    count: int
+    head: str
+    time: str
+    key_id: str
+
+    def text(self) -> str:
+        return f"{CHECKPOINT_HEADER}\ncount {self.count}\nhead {self.head}\ntime {self.time}\nkey {self.key_id}\n"
+
+
+def parse_checkpoint(text: str) -> CheckpointBody:
+    """The fields of a checkpoint's signed text; ValueError if it is not one."""
+    lines = text.split("\n")
+    if len(lines) != 6 or lines[0] != CHECKPOINT_HEADER or lines[5] != "":
+        raise ValueError("not a vicirec checkpoint")
+    fields = dict(line.split(" ", 1) for line in lines[1:5])
+    if set(fields) != {"count", "head", "time", "key"} or not re.fullmatch(r"[0-9a-f]{64}", fields["head"]):
+        raise ValueError("not a vicirec checkpoint")
+    return CheckpointBody(int(fields["count"]), fields["head"], fields["time"], fields["key"])
+
+
+# --- keys ---------------------------------------------------------------------------------------
+
+
+def key_id(public_pem: bytes) -> str:
+    """The first 16 hex digits of the SHA-256 of the raw 32-byte public key."""
+    public = serialization.load_pem_public_key(public_pem)
+    if not isinstance(public, Ed25519PublicKey):
+        raise ValueError("not an Ed25519 public key")
+    raw = public.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    return hashlib.sha256(raw).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class SigningKey:
+    private: Ed25519PrivateKey
+
+    @property
+    def public_pem(self) -> bytes:
+        return self.private.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+
+    @property
+    def key_id(self) -> str:
+        return key_id(self.public_pem)
+
+    def sign(self, data: bytes) -> bytes:
+        return self.private.sign(data)
+
+
+def generate_key_file(path: Path) -> None:
+    """A new Ed25519 private key (PKCS#8 PEM) at ``path``, readable by its owner only (0600)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pem = Ed25519PrivateKey.generate().private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(pem)
+    path.chmod(0o600)
+
+
+def load_key(path: Path, *, create: bool = True) -> SigningKey:
+    """The signing key kept at ``path``, generated there (mode 0600) on first use when ``create``."""
+    if not path.exists() and create:
+        try:
+            generate_key_file(path)
+        except FileExistsError:  # another process made it first
+            pass
+    private = serialization.load_pem_private_key(path.read_bytes(), password=None)
+    if not isinstance(private, Ed25519PrivateKey):
+        raise ValueError(f"{path} does not hold an Ed25519 private key")
+    return SigningKey(private)
+
+
+def signature_ok(public_pem: bytes, data: bytes, signature: bytes) -> bool:
+    public = serialization.load_pem_public_key(public_pem)
+    if not isinstance(public, Ed25519PublicKey):
+        return False
+    try:
+        public.verify(signature, data)
+    except InvalidSignature:
+        return False
+    return True
