@@ -27,6 +27,7 @@ import pytest
 from django.contrib.auth.hashers import PBKDF2PasswordHasher
 from django.urls import reverse
 
+from holds.models import Case, LegalHold
 from recordings.models import AccessEvent, Campaign, Recording
 from recordings.pipeline.retention import enforce_retention
 from tests.admin.conftest import PASSWORD, archive_and_clear, recorded_call
@@ -192,11 +193,27 @@ def test_the_desk_under_gunicorn_is_styled_plays_with_seeking_and_explains_delet
     shoot(browser, "gunicorn-403.png")
 
 
-@pytest.mark.skip(
-    reason="needs the other half of the desk work: the hold page listing its recordings and case phone numbers "
-    "typed as '(773) 555-7219'; the screenshots are added here, on the gunicorn server, when that lands"
-)
 def test_screenshots_of_a_hold_listing_its_recordings_and_a_case_matching_a_typed_phone(
     gunicorn: str, browser: Any, desk: dict[str, Any]
 ) -> None:
-    raise AssertionError("placeholder")
+    base, recording = gunicorn, desk["recording"]
+    sign_in(browser, base, "legal")
+    browser.get(f"{base}{reverse('admin:holds_case_add')}")
+    browser.find_element(By.NAME, "name").send_keys("Complaint 2026-311")
+    browser.find_element(By.NAME, "phone_numbers").send_keys("(773) 555-7219")
+    browser.find_element(By.NAME, "_continue").click()
+    wait_for(lambda: browser.find_elements(By.ID, "preview-count"), timeout=20)
+    assert browser.find_element(By.ID, "preview-count").text == "1"
+    case = Case.objects.get(name="Complaint 2026-311")
+    assert case.phone_numbers == ["7735557219"]
+    assert_styled(browser)
+    browser.find_element(By.CSS_SELECTOR, "#case-hold-form textarea[name=reason]").send_keys("customer complaint")
+    browser.find_element(By.ID, "place-case-hold").click()
+    hold = wait_for(lambda: LegalHold.objects.filter(case=case).first(), timeout=20)
+    shoot(browser, "gunicorn-case-phone.png")
+
+    browser.get(f"{base}{reverse('admin:holds_legalhold_change', args=[hold.pk])}")
+    listed = browser.find_element(By.ID, "hold-recordings").text
+    assert str(recording.pk) in listed and "(773) 555-7219" in listed
+    assert_styled(browser)
+    shoot(browser, "gunicorn-hold-recordings.png")

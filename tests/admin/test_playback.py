@@ -118,7 +118,8 @@ def test_one_listening_session_writes_one_access_event(make_user: Callable[..., 
     src = player_src(client, recording)
     assert "listen=" in src
 
-    for header in ("bytes=0-", "bytes=5000-", "bytes=100-199", None):  # play, seek, seek, replay
+    middle = f"bytes={recording.stored_size // 2}-"  # inside the stored copy, whatever the codec's size
+    for header in ("bytes=0-", middle, "bytes=100-199", None):  # play, seek, seek, replay
         extra = {"HTTP_RANGE": header} if header else {}
         b"".join(client.get(src, **extra).streaming_content)
     assert AccessEvent.objects.filter(recording=recording, action="play").count() == 1
