@@ -18,7 +18,8 @@ archived, older ones cleared (2 % already expired), with object keys, hashes and
 recordings 10 years (campaign C0 is under a legal hold); a 21st keeps them 30 days and owns the 10,000 oldest
 rows of each load, which is what retention finds due.
 
-Every database it creates is named vicirec_scale_* and dropped at the end (--keep leaves them for --reuse).
+Every database it creates is named vicirec_scale_* (or VICIREC_BENCH_SCALE_PREFIX_*) and dropped at the end
+(--keep leaves them for --reuse).
 Usage: .venv/bin/python bench/bench_scale.py [--rows 1000000,10000000] [--databases mariadb,postgres]
 """
 
@@ -45,12 +46,14 @@ DUE = 10_000
 SYNC_ROWS = int(os.environ.get("VICIREC_BENCH_SYNC_ROWS", "100000"))  # smaller only to try the script out
 MARIADB = "mysql://root@127.0.0.1:3306"
 POSTGRES = "postgres://postgres@127.0.0.1:5432"
+# Database names start with this (a shared server: give each engineer's run its own prefix).
+PREFIX = os.environ.get("VICIREC_BENCH_SCALE_PREFIX", "vicirec_scale")
 
 
 def names(db: str) -> tuple[str, str]:
     """(vicirec's own database, the VICIdial database) for a database kind."""
     tag = {"mariadb": "m", "postgres": "pg"}[db]
-    return f"vicirec_scale_own_{tag}", f"vicirec_scale_vd_{tag}"
+    return f"{PREFIX}_own_{tag}", f"{PREFIX}_vd_{tag}"
 
 
 def create_databases(db: str) -> None:

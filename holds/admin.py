@@ -161,7 +161,7 @@ class CaseForm(forms.ModelForm):
 
 def case_preview(case: Case) -> dict[str, Any]:
     """What a case covers now: count, bytes, call date span, already deleted, already held."""
-    matching = Recording.objects.filter(case.condition())
+    matching = Recording.objects.filter(case.covered())
     totals = matching.aggregate(
         n=Count("pk"),
         bytes=Coalesce(Sum(Coalesce("stored_size", "original_size")), 0),
@@ -406,7 +406,7 @@ class LegalHoldAdmin(EvidenceExportMixin, ReadOnlyHistoryMixin, SimpleHistoryAdm
     ) -> HttpResponse:
         hold = LegalHold.objects.filter(pk=object_id).first() if str(object_id).isdigit() else None
         if hold is not None and self.has_view_permission(request, hold):
-            covered = Recording.objects.filter(hold.condition())
+            covered = Recording.objects.filter(hold.covered())
             totals = covered.aggregate(n=Count("pk"), first=Min("start_time"), last=Max("start_time"))
             extra_context = {
                 **(extra_context or {}),

@@ -114,7 +114,7 @@ class CaseFilter(admin.SimpleListFilter):
         if not self.value():
             return queryset
         case = Case.objects.filter(pk=self.value()).first() if str(self.value()).isdigit() else None
-        return queryset.filter(case.condition()) if case else queryset.none()
+        return queryset.filter(case.covered()) if case else queryset.none()
 
 
 class PlaceHoldForm(forms.Form):

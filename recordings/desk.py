@@ -80,7 +80,7 @@ class HoldFilter(admin.SimpleListFilter):
             return queryset
         value = str(self.value())
         hold = LegalHold.objects.select_related("case").filter(pk=value).first() if value.isdigit() else None
-        return queryset.filter(hold.condition()) if hold else queryset.none()
+        return queryset.filter(hold.covered()) if hold else queryset.none()
 
 
 class ExpiryFilter(admin.SimpleListFilter):

@@ -195,9 +195,9 @@ def find_copy(recording: Recording, *, target: Any = None, expires: int | None =
 def evidence_recordings(*, hold: Any = None, case: Any = None, recording_ids: Iterable[int] = ()) -> RecordingQuerySet:
     """The recordings of a hold, a case (picked by hand or matching its criteria), or a list of ids."""
     if hold is not None:
-        chosen = Recording.objects.filter(hold.condition())
+        chosen = Recording.objects.filter(hold.covered())
     elif case is not None:
-        chosen = Recording.objects.filter(case.condition())
+        chosen = Recording.objects.filter(case.covered())
     else:
         chosen = Recording.objects.filter(pk__in=list(recording_ids))
     return chosen.select_related("campaign", "certificate").order_by("pk")

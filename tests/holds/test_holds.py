@@ -135,3 +135,29 @@ def test_holds_set_the_buckets_object_lock_and_verify_reports_drift(s3_server, s
     target.set_legal_hold(held.object_key, held.version_id, True)
     release_hold(hold, reason="closed", actor=ACTOR)
     assert target.legal_hold_status(held.object_key, held.version_id) is False
+
+
+@pytest.mark.parametrize("limit", [10_000, 1])
+def test_covered_is_the_same_set_as_condition_whatever_the_size(limit: int) -> None:
+    """The desk's lookups (by-hold filter, hold and case pages, CSV, evidence export) read a case hold's
+    recordings as lists of ids, one indexed query per alternative; a larger alternative stays a condition."""
+    picked = make_recording(phone_number="3125550001")
+    pinned = make_recording(phone_number="7735550101", state=Recording.State.ARCHIVED)
+    make_recording(phone_number="3125550002")  # covered by nothing
+    case = Case.objects.create(name="C", phone_numbers=["7735550101"])
+    case.recordings.add(picked)
+    hold = place_hold(reason="r", actor=ACTOR, case=case)
+    assert set(hold.recordings.values_list("pk", flat=True)) == {picked.pk, pinned.pk}
+    Case.objects.filter(pk=case.pk).update(phone_numbers=["(773) 555-0199"])  # narrowed: only the pin keeps it
+    by_phone = [make_recording(phone_number="7735550199") for _ in range(3)]  # cataloged after the hold
+    case.refresh_from_db()
+    hold.refresh_from_db()
+
+    for owner, expected in ((hold, {picked.pk, pinned.pk, *(r.pk for r in by_phone)}), (case, None)):
+        condition = set(Recording.objects.filter(owner.condition()).values_list("pk", flat=True))
+        with CaptureQueriesContext(connection) as queries:
+            covered = set(Recording.objects.filter(owner.covered(limit)).values_list("pk", flat=True))
+        assert covered == condition
+        assert expected is None or covered == expected
+        if limit > 1:  # all small: the final query filters on ids alone
+            assert " OR " not in queries.captured_queries[-1]["sql"]
