@@ -120,13 +120,13 @@ def location_hint(filename: str, location: str | None) -> tuple[str, str] | None
 def candidates(filename: str, location: str | None = None, day: date | None = None) -> list[tuple[str, str]]:
     """(relative path, kind) under a spool folder where VICIdial may have left this recording, in the
     order they are looked for: the location's hint, then each LAYOUT folder flat and dated."""
-    days = [day + timedelta(days=d) for d in (0, -1, 1)] if day else []
+    days = [(day + timedelta(days=d)).isoformat() for d in (0, -1, 1)] if day else []  # YYYY-MM-DD
     hint = location_hint(filename, location)
     found: list[tuple[str, str]] = [hint] if hint else []
     for sub, ext, kind in LAYOUT:
         name = f"{filename}-all.{ext}"
         found.append((f"{sub}/{name}" if sub else name, kind))
-        found.extend((f"{sub}/{d:%Y-%m-%d}/{name}" if sub else f"{d:%Y-%m-%d}/{name}", kind) for d in days if sub)
+        found.extend((f"{sub}/{d}/{name}", kind) for d in days if sub)
     unique: dict[str, str] = {}
     for relative, kind in found:
         unique.setdefault(relative, kind)
@@ -167,13 +167,57 @@ def _check(spool: Path, relative: str, kind: str, problems: list[str]) -> Found 
     return Found(spool=spool, relative=relative, size=st.st_size, mtime=st.st_mtime, kind=kind)
 
 
+LISTING_MAX_NAMES = 200_000  # a folder with more entries than this is not kept in a Listing (memory)
+
+
+class Listing:
+    """The names in the spool's folders, each folder read once (one ``os.scandir``) for a batch of lookups:
+    a candidate whose folder does not list its name is absent without a system call of its own, so a
+    batch costs a few directory reads instead of ~20 ``lstat`` calls per recording. A name that is listed
+    is checked as always (every component resolved, symlinks refused). Built for one batch and dropped:
+    a file that appears after its folder was read is found by a later lookup (a recording cataloged as
+    missing is looked for again). A folder that cannot be read, or holds more than LISTING_MAX_NAMES
+    entries, is not listed: its candidates are checked one by one as without a Listing."""
+
+    def __init__(self) -> None:
+        self._names: dict[str, frozenset[str] | None] = {}
+
+    def may_exist(self, spool: Path, relative: str) -> bool:
+        folder, _, name = f"{spool}/{relative}".rpartition("/")
+        if folder not in self._names:
+            self._names[folder] = self._read(folder)
+        names = self._names[folder]
+        return names is None or name in names
+
+    @staticmethod
+    def _read(folder: str) -> frozenset[str] | None:
+        names: list[str] = []
+        try:
+            with os.scandir(folder) as entries:
+                for entry in entries:
+                    names.append(entry.name)
+                    if len(names) > LISTING_MAX_NAMES:
+                        return None
+        except (FileNotFoundError, NotADirectoryError):
+            return frozenset()  # no such folder: nothing in it
+        except OSError:
+            return None  # not readable (a folder may be searchable without being listable): check each name
+        return frozenset(names)
+
+
 def locate_all(
-    filename: str | None, location: str | None, spools: list[Path], day: date | None = None
+    filename: str | None,
+    location: str | None,
+    spools: list[Path],
+    day: date | None = None,
+    *,
+    listing: Listing | None = None,
 ) -> list[Found] | NotFound:
     """Every local copy of a recording, in lookup order, without opening any; NotFound if there is none.
 
     NotFound(permanent=True) for names that are unsafe or a copy that leads outside the spool; NotFound
     for missing or empty files, which VICIdial may still be producing (its cron mixes after the call).
+    ``listing`` (a batch's Listing) skips the candidates its folders do not list.
     """
     try:
         name = check_filename(filename)
@@ -184,6 +228,8 @@ def locate_all(
     folders = spool_folders(spools)
     for spool in folders:
         for relative, kind in candidates(name, location, day):
+            if listing is not None and not listing.may_exist(spool, relative):
+                continue
             checked = _check(spool, relative, kind, problems)
             if isinstance(checked, NotFound):
                 return checked
@@ -210,9 +256,16 @@ def original(copies: list[Found]) -> Found | None:
     return next((c for c in copies if c.kind in ORIGINAL_KINDS), None)
 
 
-def locate(filename: str | None, location: str | None, spools: list[Path], day: date | None = None) -> Found | NotFound:
+def locate(
+    filename: str | None,
+    location: str | None,
+    spools: list[Path],
+    day: date | None = None,
+    *,
+    listing: Listing | None = None,
+) -> Found | NotFound:
     """The copy of a recording to upload (see upload_source), or why there is none."""
-    copies = locate_all(filename, location, spools, day)
+    copies = locate_all(filename, location, spools, day, listing=listing)
     return copies if isinstance(copies, NotFound) else upload_source(copies)
 
 

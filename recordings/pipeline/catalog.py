@@ -269,7 +269,14 @@ def _text(value: str | None, limit: int) -> str:
 
 
 def _catalog_entry(
-    row: dict[str, Any], calls: _CallIndex, *, node: str, spools: list[Path], now: datetime, report: SyncReport
+    row: dict[str, Any],
+    calls: _CallIndex,
+    *,
+    node: str,
+    spools: list[Path],
+    now: datetime,
+    report: SyncReport,
+    listing: spool.Listing,
 ) -> Recording:
     direction, call = calls.call_for(row)
     if row["vicidial_id"] and call is None:
@@ -305,7 +312,8 @@ def _catalog_entry(
         report.other_server += 1
         recording.error = "; ".join(notes)
         return recording
-    found = spool.locate(row["filename"], row["location"], spools, started.date() if started else None)
+    day = started.date() if started else None
+    found = spool.locate(row["filename"], row["location"], spools, day, listing=listing)
     if isinstance(found, spool.Found):
         report.located += 1
         recording.local_path = found.relative
@@ -338,9 +346,13 @@ def _catalog_batch(
 
     In the same transaction, remember the ids of the batch's calls still being recorded (``opened``) and
     forget those cataloged or gone (``closed``): the watermark never moves past a call not on record.
-    The files are looked for before the transaction, which spans no file I/O.
+    The files are looked for before the transaction, which spans no file I/O, each spool folder read once
+    for the batch (spool.Listing).
     """
-    entries = [_catalog_entry(r, calls, node=node, spools=spools, now=now, report=report) for r in rows]
+    listing = spool.Listing()
+    entries = [
+        _catalog_entry(r, calls, node=node, spools=spools, now=now, report=report, listing=listing) for r in rows
+    ]
     tables = {r["recording_id"]: r["table"] for r in rows}
     with transaction.atomic():
         OpenCall.objects.bulk_create(

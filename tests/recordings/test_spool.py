@@ -26,3 +26,34 @@ def test_a_spool_reached_through_a_symlink_finds_files_and_still_refuses_links_t
     assert plain.path.read_bytes() == b"ID3 plain" and plain.size == len(b"ID3 plain")
     assert isinstance(inside, spool.Found) and inside.path.read_bytes() == b"RIFF kept"
     assert isinstance(evil, spool.NotFound) and evil.permanent and "outside the spool" in evil.reason
+
+
+def test_a_listing_finds_what_each_lookup_finds_and_reads_each_folder_once(tmp_path: Path, monkeypatch) -> None:
+    from datetime import date
+
+    root = tmp_path / "monitorDONE"
+    (root / "MP3" / "2026-11-02").mkdir(parents=True)
+    (root / "ORIG").mkdir()
+    (root / "a-all.wav").write_bytes(b"RIFF a")
+    (root / "MP3" / "2026-11-02" / "a-all.mp3").write_bytes(b"ID3 a")
+    (root / "ORIG" / "b-all.wav").write_bytes(b"RIFF b")
+    (root / "ORIG" / "empty-all.wav").write_bytes(b"")
+    (tmp_path / "secret").write_bytes(b"not a recording")
+    (root / "evil-all.wav").symlink_to(tmp_path / "secret")
+    names = ["a", "b", "empty", "evil", "absent", "../x"]
+    day = date(2026, 11, 1)
+
+    expected = {n: spool.locate_all(n, None, [tmp_path], day) for n in names}
+    reads: list[str] = []
+    real_scandir = spool.os.scandir
+    monkeypatch.setattr(spool.os, "scandir", lambda p: reads.append(str(p)) or real_scandir(p))
+    listing = spool.Listing()
+    assert {n: spool.locate_all(n, None, [tmp_path], day, listing=listing) for n in names} == expected
+    assert len(reads) == len(set(reads))  # each folder (present or not) read once for the whole batch
+
+    (root / "late-all.wav").write_bytes(b"RIFF late")  # appears after its folder was read
+    assert isinstance(spool.locate("late", None, [tmp_path], listing=listing), spool.NotFound)
+    assert isinstance(spool.locate("late", None, [tmp_path], listing=spool.Listing()), spool.Found)
+
+    monkeypatch.setattr(spool, "LISTING_MAX_NAMES", 1)
+    assert isinstance(spool.locate("late", None, [tmp_path], listing=spool.Listing()), spool.Found)
