@@ -25,6 +25,7 @@ from django.db import transaction
 
 from recordings import ledger
 from recordings.models import Recording, RecordingEvent
+from vicirec.db import inserts
 
 
 def _cleared(values: dict[str, Any]) -> dict[str, Any]:
@@ -117,7 +118,7 @@ def catalog(
         ids = [r.recording_id for r in recordings]
         existing = set(Recording.objects.filter(recording_id__in=ids).values_list("recording_id", flat=True))
         fresh = [r for r in recordings if r.recording_id not in existing]
-        Recording.objects.bulk_create(fresh, ignore_conflicts=True)
+        inserts.insert(Recording, fresh, ignore_conflicts=True)  # bulk_create's INSERT, compiled leanly
         events = RecordingEvent.objects.bulk_create(
             RecordingEvent(recording_id=r.recording_id, at=now, to_state=r.state, actor=actor, detail=detail(r))
             for r in fresh
