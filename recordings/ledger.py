@@ -23,6 +23,7 @@ from django.db import models, transaction
 from recordings.lib import ledger as chain
 from recordings.models import AccessEvent, LedgerEntry, LedgerHead, RecordingEvent
 from vicirec import clock
+from vicirec.db import inserts
 
 
 @dataclass(frozen=True)
@@ -113,7 +114,7 @@ def _append(pending: Sequence[Pending]) -> list[LedgerEntry]:
                 )
             )
             prev = entry_hash
-        LedgerEntry.objects.bulk_create(entries, batch_size=1000)
+        inserts.insert(LedgerEntry, entries)  # bulk_create's INSERT, compiled leanly; entries keep pk None
         LedgerHead.objects.filter(pk=head.pk).update(count=seq, head_sha256=prev)
     return entries
 

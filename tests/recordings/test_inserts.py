@@ -49,3 +49,14 @@ def test_insert_writes_what_bulk_create_writes_and_ignores_existing_rows() -> No
     inserts.insert(Recording, [again, _row(3, campaign)], ignore_conflicts=True)
     assert Recording.objects.get(pk=2).error == second["error"] and Recording.objects.filter(pk=3).exists()
     assert not again._state.adding
+
+
+def test_rows_with_an_auto_key_are_numbered_by_the_database() -> None:
+    from recordings.models import LedgerEntry
+
+    def entry(seq: int) -> LedgerEntry:
+        return LedgerEntry(seq=seq, kind="k", ref="r", at=datetime(2026, 11, 1, tzinfo=UTC), content="{}")
+
+    inserts.insert(LedgerEntry, [entry(1), entry(2)])
+    assert list(LedgerEntry.objects.order_by("seq").values_list("seq", flat=True)) == [1, 2]
+    assert len(set(LedgerEntry.objects.values_list("pk", flat=True))) == 2
