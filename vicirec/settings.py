@@ -155,6 +155,9 @@ VICIREC_DEFAULT_CODEC = env_choice("VICIREC_CODEC", "opus", ("mp3", "opus", "fla
 VICIREC_DEFAULT_KEEP_LOCAL_DAYS = env_int("VICIREC_DEFAULT_KEEP_LOCAL_DAYS", 3)
 VICIREC_DEFAULT_RETAIN_DAYS = env_int("VICIREC_DEFAULT_RETAIN_DAYS", 7 * 365 + 2, minimum=1)
 VICIREC_RETENTION_MAX_SHARE = env_float("VICIREC_RETENTION_MAX_SHARE", 0.05, maximum=1.0)
+# Record classes (retention/classes.py keys, comma-separated) whose deletions wait for a Legal approver's
+# sign-off in a disposition batch (recordings/pipeline/disposition.py). Default: none.
+VICIREC_REVIEW_CLASSES = [key.strip() for key in env_list("VICIREC_REVIEW_CLASSES", [], sep=",") if key.strip()]
 # Storage prices (USD) that differ from the list prices in recordings/lib/pricing.py: any VICIREC_PRICE_*
 # variable, e.g. VICIREC_PRICE_S3_STANDARD_GB_MONTH=0.021 for a negotiated rate.
 VICIREC_PRICES = {name: env_float(name, 0.0) for name in sorted(os.environ) if name.startswith("VICIREC_PRICE_")}
