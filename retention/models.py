@@ -488,7 +488,6 @@ class DispositionItem(PermanentRecord):
 
     class Meta:
         ordering = ["recording_id"]
-        constraints = [models.UniqueConstraint(fields=["batch", "recording"], name="disposition_item_once")]
 
     def __str__(self) -> str:
         return f"recording {self.recording_id} in {self.batch}"

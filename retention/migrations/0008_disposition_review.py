@@ -61,10 +61,6 @@ class Migration(migrations.Migration):
             },
         ),
         migrations.AddConstraint(
-            model_name='dispositionitem',
-            constraint=models.UniqueConstraint(fields=('batch', 'recording'), name='disposition_item_once'),
-        ),
-        migrations.AddConstraint(
             model_name='dispositiondecision',
             constraint=models.UniqueConstraint(fields=('item', 'step'), name='disposition_decision_once'),
         ),
