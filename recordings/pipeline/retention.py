@@ -75,7 +75,8 @@ class RetentionReport(Report, limits={"would_delete": 1000, "errors": 20}):
     stopped_recordings: int = 0
     stopped_share_percent: float = 0.0
     # Disposition review (reviewed record classes only): recordings added to a batch by this run, recordings
-    # waiting for a Legal approver's decision, and approvals that lapsed at the moment of deletion.
+    # waiting for a Legal approver's decision, and recordings held back at the moment of deletion for want of
+    # a live approval (an approval that lapsed because the recording was held or no longer expired).
     review_added: int = 0
     awaiting_review: int = 0
     review_not_approved: int = 0
