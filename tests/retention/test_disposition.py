@@ -248,3 +248,22 @@ def test_an_unknown_review_class_is_a_configuration_error(settings: Any) -> None
     settings.VICIREC_REVIEW_CLASSES = ["debt_colection"]
     found = [m for m in checks.run_checks() if m.id == "vicirec.E006"]
     assert found and "debt_colection" in found[0].msg
+
+
+def test_a_reviewed_default_policy_covers_recordings_without_a_campaign_policy(archive: Path) -> None:
+    from retention.models import RetentionPolicy
+
+    default = RetentionPolicy.objects.default()
+    default.record_class, default.retain_days, default.keep_local_days = "debt_collection", 1100, 1
+    default.save(approved_by=policy_approver(), reason="test set-up")
+    own = campaign("OWN", 90)  # its own general policy: ordinary retention
+    plain = Campaign.objects.create(kind="outbound", campaign_id="PLAIN", name="PLAIN")
+    no_campaign = recording(archive, None, 1200)  # type: ignore[arg-type]
+    under_default = recording(archive, plain, 1200)
+    ordinary = recording(archive, own, 200)
+    archive_everything()
+
+    report = run()
+
+    assert report.deleted == 1 and state(ordinary) == "expired"
+    assert report.review_added == 2 and state(no_campaign) != "expired" and state(under_default) != "expired"
