@@ -4,6 +4,10 @@
 PYTHON ?= python3
 VENV   ?= .venv
 PY      = $(VENV)/bin/python
+# The desk's server, as docs/deployment.md runs it (the browser test starts it from there, too).
+GUNICORN_ARGS = vicirec.wsgi --chdir $(CURDIR) --bind 127.0.0.1:8000 --workers 2 --threads 8 --no-control-socket
+# make demo's printed commands carry VICIREC_HOME when it was given, so they open the same demo.
+HOMEVAR = $(if $(VICIREC_HOME),VICIREC_HOME=$(VICIREC_HOME) )
 
 .PHONY: setup demo test lint bench
 
@@ -52,11 +56,13 @@ demo: setup
 	@echo "VICIdial purges one lead (GDPR setting on); vicirec finishes the erasure in the archive:"
 	$(PY) manage.py demo --gdpr-purge
 	$(PY) manage.py erase_recordings
+	$(PY) manage.py collectstatic --noinput -v0
 	@echo
 	@echo "Done: the demo's recordings are cataloged and archived, and one lead's recordings erased (see above)."
-	@echo "Open the admin:  $(PY) manage.py createsuperuser"
-	@echo "                 VICIREC_DEMO_NO_2FA=1 $(PY) manage.py runserver"
-	@echo "                 then browse http://127.0.0.1:8000/admin/"
+	@echo "Open the desk (styled, as in production: gunicorn with WhiteNoise, docs/deployment.md):"
+	@echo "  $(HOMEVAR)$(abspath $(PY)) $(CURDIR)/manage.py createsuperuser"
+	@echo "  $(HOMEVAR)VICIREC_DEMO_NO_2FA=1 $(abspath $(VENV))/bin/gunicorn $(GUNICORN_ARGS)"
+	@echo "  then browse http://127.0.0.1:8000/admin/"
 	@echo "VICIREC_DEMO_NO_2FA=1 is for the demo only: it lets superusers and Legal approvers sign in without"
 	@echo "an authenticator code (production: manage.py enrol_totp USER; check --deploy refuses the switch)."
 

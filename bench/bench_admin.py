@@ -1,5 +1,8 @@
-"""Benchmark: the compliance desk's recordings changelist, a phone search and the dashboard at N catalog rows
-on MariaDB (default 1,000,000). Goal: under one second per page. Also timed: the statistics snapshot that
+"""Benchmark: the compliance desk's pages at N catalog rows on MariaDB (default 1,000,000): the recordings
+changelist, phone and agent-name searches, the held / by-hold / overdue / date-range filters, a hold's page
+with its recordings (campaign hold and case hold), the campaign page, the first chunk of a CSV export,
+playback with a Range request (206), a VICIdial link to a deleted recording (410) and the dashboard.
+Goal: under 300 ms server time per page. Also timed: the statistics snapshot that
 computes the dashboard's table-wide totals (run by the central worker, not by a page view).
 
 Baseline, in the same process: the raw indexed SELECT of the same page (the floor any page pays).
@@ -19,16 +22,17 @@ from datetime import UTC, datetime, timedelta
 from _setup import django_on_mariadb, peak_rss_mb
 
 NOW = datetime(2026, 11, 20, tzinfo=UTC)
-OWN_DB = "mysql://root@127.0.0.1:3306/vicirec_bench_admin"
+# Database names: VICIREC_BENCH_ADMIN_DB sets another (two runs on one MariaDB server must not share one).
+BENCH_DB = os.environ.get("VICIREC_BENCH_ADMIN_DB", "vicirec_bench_admin")
+OWN_DB = f"mysql://root@127.0.0.1:3306/{BENCH_DB}"
+GOAL_S = 0.3  # server time per page (the test client calls the view in process: no network, no browser)
 
 
 def populate(rows: int) -> None:
-    from holds.actions import place_hold
-    from recordings.models import Campaign, Recording
-    from vicirec.actors import Actor
+    from recordings.models import Agent, Campaign, Recording
 
     campaigns = [Campaign.objects.create(kind="outbound", campaign_id=f"C{n}", name=f"Campaign {n}") for n in range(20)]
-    place_hold(reason="bench", actor=Actor.command("bench"), campaign=campaigns[0])
+    Agent.objects.bulk_create([Agent(user=f"10{n:02d}", full_name=f"Agent Name{n:02d}") for n in range(50)])
     batch = []
     for n in range(rows):
         batch.append(
@@ -52,16 +56,101 @@ def populate(rows: int) -> None:
             Recording.objects.bulk_create(batch)
             batch = []
     Recording.objects.bulk_create(batch)
+    deleted_and_played(rows)
 
 
-def timed(client, url: str, repeat: int) -> dict[str, float]:  # type: ignore[no-untyped-def]
+def deleted_and_played(rows: int) -> None:
+    """Recording rows//3 deleted under retention with its certificate; rows//2 has its archived file."""
+    from django.conf import settings
+
+    from recordings.models import Recording
+    from retention.models import DeletionCertificate
+
+    gone = rows // 3
+    DeletionCertificate.objects.create(
+        recording_id=gone,
+        deleted_at=NOW,
+        run="bench",
+        call={},
+        object_key=f"C{(gone - 1) % 20}/k{gone - 1}.mp3",
+        cloud_deleted=True,
+        local_deleted=False,
+        policy={"retain_days": 30},
+        hold_check={"held": False},
+    )
+    played = Recording.objects.get(pk=rows // 2)
+    path = settings.VICIREC_ARCHIVE_DIR / played.object_key
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(os.urandom(200_000))
+
+
+def place_holds(phone: str) -> tuple[int, int]:
+    """A hold on a whole campaign (50,000 recordings at 1,000,000 rows) and one on a case of one phone number."""
+    from holds.actions import place_hold
+    from holds.models import Case
+    from recordings.models import Campaign
+    from vicirec.actors import Actor
+
+    campaign_hold = place_hold(
+        reason="bench", actor=Actor.command("bench"), campaign=Campaign.objects.get(campaign_id="C0")
+    )
+    case = Case.objects.create(name="bench case", phone_numbers=[phone])
+    case_hold = place_hold(reason="bench case", actor=Actor.command("bench"), case=case)
+    return campaign_hold.pk, case_hold.pk
+
+
+def timed_csv(client, url: str, repeat: int) -> dict[str, float]:  # type: ignore[no-untyped-def]
+    """A CSV export of a search: until its first chunk (the access log is written before it)."""
     times = []
     for _ in range(repeat + 1):
         t0 = time.perf_counter()
-        response = client.get(url)
+        response = client.post(url)
+        next(iter(response.streaming_content))
         times.append(time.perf_counter() - t0)
         assert response.status_code == 200, (url, response.status_code)
     return {"median_s": round(statistics.median(times[1:]), 3), "max_s": round(max(times[1:]), 3)}
+
+
+def timed(client, url: str, repeat: int, status: int = 200, **headers: str) -> dict[str, float]:  # type: ignore[no-untyped-def]
+    """Server time of a page (a streamed answer read to its end), best of `repeat` after one warm-up."""
+    times = []
+    for _ in range(repeat + 1):
+        t0 = time.perf_counter()
+        response = client.get(url, headers=headers)
+        if response.streaming:
+            b"".join(response.streaming_content)
+        times.append(time.perf_counter() - t0)
+        assert response.status_code == status, (url, response.status_code)
+    return {"median_s": round(statistics.median(times[1:]), 3), "max_s": round(max(times[1:]), 3)}
+
+
+def desk_pages(rows: int, phone: str, campaign_hold: int, case_hold: int) -> dict[str, str]:
+    """The pages timed, by name."""
+    from recordings.models import Campaign
+
+    campaign_pk = Campaign.objects.get(campaign_id="C5").pk
+    return {
+        "changelist": "/admin/recordings/recording/",
+        "changelist_page_50": "/admin/recordings/recording/?p=50",
+        "phone_search": f"/admin/recordings/recording/?q={phone}",
+        "phone_search_written": f"/admin/recordings/recording/?q=({phone[:3]})+{phone[3:6]}-{phone[6:]}",
+        "agent_name_search": "/admin/recordings/recording/?q=Agent+Name07",
+        "held_filter": "/admin/recordings/recording/?held=yes",
+        "by_hold_filter_campaign": f"/admin/recordings/recording/?hold={campaign_hold}",
+        "by_hold_filter_case": f"/admin/recordings/recording/?hold={case_hold}",
+        "overdue_filter": "/admin/recordings/recording/?expires=overdue&held=no",
+        "expiring_30_filter": "/admin/recordings/recording/?expires=30",
+        "campaign_filter": f"/admin/recordings/recording/?campaign__id__exact={campaign_pk}",
+        "recording_detail": f"/admin/recordings/recording/{rows // 2}/change/",
+        "hold_page_campaign": f"/admin/holds/legalhold/{campaign_hold}/change/",
+        "hold_page_campaign_p20": f"/admin/holds/legalhold/{campaign_hold}/change/?rp=20",
+        "hold_page_case": f"/admin/holds/legalhold/{case_hold}/change/",
+        "campaign_page": f"/admin/recordings/campaign/{campaign_pk}/change/",
+        "certificates": "/admin/retention/deletioncertificate/",
+        "dashboard": "/admin/?refresh=1",
+        "date_range_filter": "/admin/recordings/recording/?start_time__from=2026-06-01&start_time__to=2026-06-30",
+        "certificates_date_range": "/admin/retention/deletioncertificate/?deleted_at__from=2026-11-01",
+    }
 
 
 def main() -> None:
@@ -71,7 +160,8 @@ def main() -> None:
     parser.add_argument("--json", action="store_true", help="accepted for bench/run.py; JSON is always printed")
     args = parser.parse_args()
     os.environ["VICIREC_ALLOWED_HOSTS"] = "testserver"  # Django's test client
-    django_on_mariadb("vicirec_bench_admin_vicidial", own_db=OWN_DB)
+    os.environ.setdefault("VICIREC_DEMO_NO_2FA", "1")  # the bench superuser signs in with a password only
+    django_on_mariadb(f"{BENCH_DB}_vicidial", own_db=OWN_DB)
     from django.contrib.auth import get_user_model
     from django.db import connection
     from django.test import Client
@@ -88,16 +178,19 @@ def main() -> None:
     client = Client()
     client.login(username="bench", password="bench-password-1")
     phone = f"312{(args.rows // 2) % 9_000_000 + 1_000_000:07d}"
-    pages = {
-        "changelist": "/admin/recordings/recording/",
-        "changelist_page_50": "/admin/recordings/recording/?p=50",
-        "phone_search": f"/admin/recordings/recording/?q={phone}",
-        "held_filter": "/admin/recordings/recording/?held=yes",
-        "campaign_filter": "/admin/recordings/recording/?campaign__id__exact=5",
-        "recording_detail": f"/admin/recordings/recording/{args.rows // 2}/change/",
-        "dashboard": "/admin/?refresh=1",
-    }
+    campaign_hold, case_hold = place_holds(phone)
+    pages = desk_pages(args.rows, phone, campaign_hold, case_hold)
     results = {name: timed(client, url, args.repeat) for name, url in pages.items()}
+    play = f"/admin/recordings/recording/{args.rows // 2}/play/"
+    results["play_range_206"] = timed(client, play, args.repeat, 206, Range="bytes=100000-")
+    deleted = f"/RECORDINGS/MP3/20250101-000000_{args.rows // 3 - 1}-all.mp3"
+    results["deleted_link_410"] = timed(client, deleted, args.repeat, 410)
+    results["csv_export_first_chunk"] = timed_csv(
+        client, f"/admin/recordings/recording/export-csv/?q={phone}", args.repeat
+    )
+    results["csv_export_by_case_hold_first_chunk"] = timed_csv(
+        client, f"/admin/recordings/recording/export-csv/?hold={case_hold}", args.repeat
+    )
     t0 = time.perf_counter()
     with connection.cursor() as cursor:
         for _ in range(args.repeat):
@@ -112,17 +205,23 @@ def main() -> None:
         "pages": results,
         "baseline_raw_phone_select_s": round(baseline, 4),
         "snapshot_with_inventory_s": round(snapshot_s, 2),
-        "goal_s": 1.0,
-        "goal_met": all(r["max_s"] < 1.0 for r in results.values()),
+        "goal_s": GOAL_S,
+        "goal_met": all(r["median_s"] < GOAL_S for r in results.values()),
         "peak_rss_mb": round(peak_rss_mb(), 1),
     }
     print(json.dumps(summary))
-    for name, r in results.items():
-        print(f"{name:>20}: median {r['median_s']:.3f} s, max {r['max_s']:.3f} s", file=sys.stderr)
-    print(f"statistics snapshot (the dashboard's totals, central worker): {snapshot_s:.1f} s", file=sys.stderr)
+    show(summary)
+
+
+def show(summary: dict) -> None:  # type: ignore[type-arg]
+    for name, r in summary["pages"].items():
+        print(f"{name:>36}: median {r['median_s']:.3f} s, max {r['max_s']:.3f} s", file=sys.stderr)
     print(
-        f"raw indexed phone SELECT: {baseline * 1000:.1f} ms; goal < 1 s per page: "
-        f"{'met' if summary['goal_met'] else 'MISSED'}",
+        f"statistics snapshot (the dashboard's totals): {summary['snapshot_with_inventory_s']:.1f} s", file=sys.stderr
+    )
+    print(
+        f"raw indexed phone SELECT: {summary['baseline_raw_phone_select_s'] * 1000:.1f} ms; "
+        f"goal < {GOAL_S * 1000:.0f} ms per page: {'met' if summary['goal_met'] else 'MISSED'}",
         file=sys.stderr,
     )
 

@@ -4,8 +4,9 @@
 
 Each script runs in its own process with this interpreter (with --json when it accepts it); its table and
 progress go to stderr as they come, and the JSON object it prints on stdout is collected. NAME selects
-scripts ("archive" or "bench_archive.py"); by default all run. bench_sync.py needs MariaDB at
-127.0.0.1:3306 (user root, no password) and is skipped, with the reason, when nothing answers there.
+scripts ("archive" or "bench_archive.py"); by default all run. bench_sync.py and bench_scale.py need MariaDB
+at 127.0.0.1:3306 (user root, no password) and are skipped, with the reason, when nothing answers there
+(bench_scale.py also PostgreSQL at 127.0.0.1:5432, user postgres; `bench/run.py scale` runs it alone).
 
 Prints {"benchmarks": {name: result | {"skipped": why} | {"error": why}}, ...} on stdout, saves the same
 to bench/results.json, and ends with a short combined table on stderr. Exit status 1 if a script failed.
@@ -48,7 +49,7 @@ def mariadb_problem() -> str | None:
     return None
 
 
-NEEDS = {"bench_sync.py": mariadb_problem}
+NEEDS = {"bench_sync.py": mariadb_problem, "bench_scale.py": mariadb_problem}
 
 
 def accepts_json(script: Path) -> bool:

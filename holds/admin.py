@@ -8,6 +8,7 @@ import re
 from typing import Any
 
 from django import forms
+from django.conf import settings
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import Count, Max, Min, Q, QuerySet, Sum
@@ -21,6 +22,7 @@ from simple_history.admin import SimpleHistoryAdmin
 from holds.actions import CASE_FIELDS, change_case, place_hold, release_hold
 from holds.guards import narrowing, proposed, snapshot
 from holds.models import Case, LegalHold
+from recordings import desk
 from recordings.admin import (
     EXPORT_PERMISSION,
     HOLD_PERMISSION,
@@ -29,9 +31,11 @@ from recordings.admin import (
     place_hold_from_post,
 )
 from recordings.export import evidence_recordings
+from recordings.lib import phones
 from recordings.models import Recording
 from vicirec.actors import Actor
 from vicirec.admin_kit import ReadOnlyHistoryMixin
+from vicirec.date_range import DayOrMomentField
 
 RELEASE_PERMISSION = "holds.release_legalhold"
 
@@ -62,10 +66,48 @@ class ListField(forms.CharField):
         return items
 
 
+class PhoneListField(ListField):
+    """Phone numbers as people write them (``(773) 555-7219``, ``+1 773-555-7219``), one per line or separated
+    by commas or semicolons, stored in the catalog's form (``7735557219``). A value already stored on the case
+    is kept exactly as it is (an older entry is never rewritten, so a held case never loses a value); a new
+    entry that is not a complete phone number is refused with a message."""
+
+    kept: frozenset[str] = frozenset()  # the case's stored values (set by CaseForm)
+
+    def prepare_value(self, value: Any) -> Any:
+        if isinstance(value, list):
+            return ", ".join(phones.display(str(v), settings.VICIREC_PHONE_REGION) for v in value)
+        return value
+
+    def to_python(self, value: Any) -> list[Any]:  # type: ignore[override]
+        if isinstance(value, list):
+            return value
+        found: list[str] = []
+        refused: list[str] = []
+        for entry in phones.split_entries(value):
+            if entry in self.kept:
+                found.append(entry)
+                continue
+            try:
+                found.append(phones.catalog_form(entry, settings.VICIREC_PHONE_REGION))
+            except phones.PhoneError as exc:
+                refused.append(str(exc))
+        if refused:
+            raise ValidationError(
+                f"Not saved: {'; '.join(refused[:5])}. Write each number in full, e.g. (773) 555-7219."
+            )
+        return list(dict.fromkeys(found))
+
+
 class CaseForm(forms.ModelForm):
-    phone_numbers = ListField(help_text="Phone numbers, as VICIdial stores them (e.g. 3125551212).")
+    phone_numbers = PhoneListField(
+        help_text="Phone numbers as you would write them, e.g. (773) 555-7219 or +1 773 555 7219; one per line or "
+        "separated by commas. Stored as VICIdial stores them (7735557219)."
+    )
     lead_ids = ListField(integers=True, help_text="VICIdial lead ids.")
     agents = ListField(help_text="VICIdial user ids of agents.")
+    calls_from = DayOrMomentField(label="Calls from")
+    calls_until = DayOrMomentField(label="Calls until")
 
     class Meta:
         model = Case
@@ -88,6 +130,10 @@ class CaseForm(forms.ModelForm):
         help_text="Only when a change narrows a case under an active hold: why that part is released.",
     )
     user: Any = None  # set by CaseAdmin.get_form: whose permission a narrowing change needs
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["phone_numbers"].kept = frozenset(str(v) for v in self.instance.phone_numbers or [])
 
     def clean(self) -> dict[str, Any]:
         """A change that narrows a case under an active hold is a release of that part: refused without the
@@ -252,6 +298,41 @@ class ReleaseForm(forms.Form):
     reason = forms.CharField(widget=forms.Textarea(attrs={"rows": 3, "cols": 60}), help_text="Why it is released.")
 
 
+HOLD_PAGE_ROWS = 50
+SORT_IN_MEMORY = 5000  # up to this many covered recordings, their ids are sorted here, not by the database
+
+
+def hold_page(request: HttpRequest, hold: LegalHold, covered: QuerySet, n: int) -> dict[str, Any]:
+    """One page (HOLD_PAGE_ROWS, newest recording first) of the recordings a hold covers, for its page.
+
+    A small set (a case's few calls) is fetched whole as ids and sorted here, so the database never walks
+    the catalog in id order looking for rare matches; a large one (a campaign) is read in id order, where
+    matches are dense. Either way the page's rows come with their campaign in one query."""
+    raw = request.GET.get("rp", "1")
+    page = int(raw) if raw.isdigit() and int(raw) > 0 else 1
+    start = (page - 1) * HOLD_PAGE_ROWS
+    if n <= SORT_IN_MEMORY:
+        ids = sorted(covered.order_by().values_list("pk", flat=True), reverse=True)[start : start + HOLD_PAGE_ROWS]
+    else:
+        ids = list(covered.order_by("-pk").values_list("pk", flat=True)[start : start + HOLD_PAGE_ROWS])
+    rows = list(
+        Recording.objects.filter(pk__in=ids)
+        .select_related("campaign")
+        .annotate(agent_full_name=desk.agent_name())
+        .order_by("-pk")
+    )
+    for row in rows:
+        row.phone_display = phones.display(row.phone_number, settings.VICIREC_PHONE_REGION)
+    return {
+        "hold_rows": rows,
+        "hold_page": page,
+        "hold_pages": max((n + HOLD_PAGE_ROWS - 1) // HOLD_PAGE_ROWS, 1),
+        "hold_next": page + 1 if start + HOLD_PAGE_ROWS < n else None,
+        "hold_previous": page - 1 if page > 1 else None,
+        "hold_list_url": reverse("admin:recordings_recording_changelist") + f"?hold={hold.pk}",
+    }
+
+
 @admin.register(LegalHold)
 class LegalHoldAdmin(EvidenceExportMixin, ReadOnlyHistoryMixin, SimpleHistoryAdmin):
     form = HoldForm
@@ -326,10 +407,12 @@ class LegalHoldAdmin(EvidenceExportMixin, ReadOnlyHistoryMixin, SimpleHistoryAdm
         hold = LegalHold.objects.filter(pk=object_id).first() if str(object_id).isdigit() else None
         if hold is not None and self.has_view_permission(request, hold):
             covered = Recording.objects.filter(hold.condition())
+            totals = covered.aggregate(n=Count("pk"), first=Min("start_time"), last=Max("start_time"))
             extra_context = {
                 **(extra_context or {}),
+                **hold_page(request, hold, covered, totals["n"]),
                 "hold": hold,
-                "covered": covered.aggregate(n=Count("pk"), first=Min("start_time"), last=Max("start_time")),
+                "covered": totals,
                 "can_release": hold.is_active and request.user.has_perm(RELEASE_PERMISSION),
                 "release_url": reverse("admin:holds_legalhold_release", args=[hold.pk]),
                 "can_export": request.user.has_perm(EXPORT_PERMISSION),

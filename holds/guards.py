@@ -21,7 +21,7 @@ from typing import Any
 from django.core.exceptions import PermissionDenied
 from django.db.models.signals import m2m_changed, pre_delete, pre_save
 
-from holds.models import Case, LegalHold
+from holds.models import Case, LegalHold, until_end
 
 _authorized: ContextVar[bool] = ContextVar("hold_release_authorized", default=False)
 LIST_CRITERIA = {"phone_numbers": "phone numbers", "lead_ids": "lead ids", "agents": "agents", "campaigns": "campaigns"}
@@ -83,7 +83,9 @@ def narrowing(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
             found.append(f"{label} removed ({', '.join(sorted(before - after))})")
     if new["calls_from"] and (not old["calls_from"] or new["calls_from"] > old["calls_from"]):
         found.append(f"calls from moved to {new['calls_from']:%Y-%m-%d %H:%M}")
-    if new["calls_until"] and (not old["calls_until"] or new["calls_until"] < old["calls_until"]):
+    if new["calls_until"] and (
+        not old["calls_until"] or until_end(new["calls_until"])[0] < until_end(old["calls_until"])[0]
+    ):
         found.append(f"calls until moved to {new['calls_until']:%Y-%m-%d %H:%M}")
     if _has_criteria(old) and not _has_criteria(new):
         found.append("every criterion removed (the case would match only its hand-picked recordings)")

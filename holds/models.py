@@ -11,14 +11,17 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import timedelta
+from datetime import datetime, timedelta
+from datetime import time as dt_time
 from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models, transaction
-from django.db.models import Q, QuerySet
+from django.db.models import BooleanField, ExpressionWrapper, Q, QuerySet
+from django.utils import timezone
 
+from recordings.lib import phones
 from vicirec import clock
 from vicirec.records import audit_history
 
@@ -59,7 +62,7 @@ class Case(models.Model):
         """The criteria as a filter on recordings, or None when the case has no criteria."""
         parts: list[Q] = []
         if self.phone_numbers:
-            parts.append(Q(phone_number__in=[str(p) for p in self.phone_numbers]))
+            parts.append(Q(phone_number__in=phone_values(self.phone_numbers)))
         if self.lead_ids:
             parts.append(Q(lead_id__in=[int(x) for x in self.lead_ids]))
         if self.agents:
@@ -70,7 +73,7 @@ class Case(models.Model):
         if self.calls_from:
             parts.append(Q(start_time__gte=self.calls_from))
         if self.calls_until:
-            parts.append(Q(start_time__lte=self.calls_until))
+            parts.append(until_condition(self.calls_until))
         if not parts:
             return None
         condition = parts[0]
@@ -83,6 +86,28 @@ class Case(models.Model):
         picked = Q(pk__in=self.recordings.through.objects.filter(case_id=self.pk).values("recording_id"))
         criteria = self.criteria()
         return picked | criteria if criteria is not None else picked
+
+
+def until_end(value: datetime) -> tuple[datetime, bool]:
+    """Where a case's "calls until" ends, and whether that end is excluded. A value at midnight in the
+    desk's time zone is a date given without a time: it covers that whole day, up to (not including)
+    midnight of the next. Any other time covers calls up to and including that moment."""
+    local = timezone.localtime(value)
+    if local.timetz().replace(tzinfo=None) == dt_time.min:
+        return local + timedelta(days=1), True
+    return value, False
+
+
+def until_condition(value: datetime) -> Q:
+    end, excluded = until_end(value)
+    return Q(start_time__lt=end) if excluded else Q(start_time__lte=end)
+
+
+def phone_values(values: list[Any]) -> list[str]:
+    """The catalog values a phone criterion matches: each value as stored, plus the catalog form of what
+    it writes (``(773) 555-7219`` → ``7735557219``; recordings.lib.phones.repaired). Only ever adds to the
+    stored values, so reading a criterion this way never narrows what a held case covers."""
+    return phones.repaired([str(v) for v in values], settings.VICIREC_PHONE_REGION)
 
 
 class LegalHoldQuerySet(models.QuerySet["LegalHold"]):
@@ -189,6 +214,24 @@ def holds_covering(recording: QuerySet[Any]) -> list[LegalHold]:
         for hold in LegalHold.objects.active().select_related("case", "campaign")
         if recording.filter(hold.condition()).exists()
     ]
+
+
+HOLDS_PER_QUERY = 50
+
+
+def holds_by_recording(recordings: QuerySet[Any]) -> dict[int, list[LegalHold]]:
+    """Every hold, active or released, that covers (or covered until its release) each of ``recordings``: a
+    bounded set such as one recording, a page or an export batch. A released hold's coverage is read as it
+    was left: its case (or campaign) and the recordings pinned when it was placed. Each hold is one boolean
+    column of one SELECT (HOLDS_PER_QUERY holds a query), oldest hold first."""
+    holds = list(LegalHold.objects.select_related("case", "campaign").order_by("placed_at", "pk"))
+    found: dict[int, list[LegalHold]] = {}
+    for start in range(0, len(holds), HOLDS_PER_QUERY):
+        chunk = holds[start : start + HOLDS_PER_QUERY]
+        columns = {f"h{h.pk}": ExpressionWrapper(h.condition(), output_field=BooleanField()) for h in chunk}
+        for row in recordings.order_by().values("pk", **columns):
+            found.setdefault(row["pk"], []).extend(h for h in chunk if row[f"h{h.pk}"])
+    return {pk: holds for pk, holds in found.items() if holds}
 
 
 class PartialRelease(models.Model):

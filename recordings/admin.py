@@ -12,7 +12,9 @@ import re
 from typing import Any
 
 from django import forms
+from django.conf import settings
 from django.contrib import admin, messages
+from django.contrib.admin.options import IncorrectLookupParameters
 from django.contrib.auth import admin as auth_admin
 from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -26,14 +28,17 @@ from django_q.models import Schedule
 from simple_history.admin import SimpleHistoryAdmin
 
 from holds.actions import place_hold
-from holds.models import Case, held_condition
-from recordings import views
+from holds.models import Case, LegalHold, held_condition
+from recordings import desk, views
 from recordings.export import EvidenceExport, evidence_recordings
+from recordings.lib import phones
 from recordings.models import AccessEvent, Campaign, Recording, RecordingEvent
 from recordings.ops.schedules import validate_schedule_func
+from retention.models import RetentionPolicy
 from vicirec import clock
 from vicirec.actors import Actor
 from vicirec.admin_kit import BoundedPaginator, ReadOnlyAdmin, ReadOnlyHistoryMixin
+from vicirec.date_range import DateRangeFilter
 
 EXPORT_PERMISSION = "recordings.export_evidence"
 HOLD_PERMISSION = "holds.add_legalhold"
@@ -43,8 +48,9 @@ ACTION_LIMIT = 5000  # recordings one admin action may take; larger sets go thro
 def search_condition(term: str) -> Q | None:
     """Exact, indexed matches for one search term; ``phone:``, ``lead:``, ``agent:``, ``id:``, ``file:`` narrow it.
 
-    Digits match a phone number (also without a leading US "1"), a recording id or a lead id; anything else
-    matches an agent or a filename (VICIdial link forms like ``MP3/NAME-all.mp3`` included).
+    A phone number as people write it (``(773) 555-7219``, ``+1 773 555 7219``) matches the catalog's form;
+    digits also match a recording id or a lead id; anything else matches an agent (VICIdial user id, or the
+    start of the agent's full name) or a filename (VICIdial link forms like ``MP3/NAME-all.mp3`` included).
     """
     term = term.strip()
     if not term:
@@ -55,9 +61,9 @@ def search_condition(term: str) -> Q | None:
         value = value.strip()
         digits = re.sub(r"\D", "", value)
         if field == "phone":
-            return _phone(digits)
+            return _phone(value)
         if field == "agent":
-            return Q(agent=value)
+            return Q(agent=value) | desk.agent_name_condition(value)
         if field == "file":
             return Q(filename__in=views.link_candidates(value))
         if not digits or len(digits) > 18:
@@ -67,15 +73,17 @@ def search_condition(term: str) -> Q | None:
     condition = Q(agent=term) | Q(filename__in=views.link_candidates(term))
     if digits.isdigit() and len(digits) <= 18:
         number = int(digits)
-        condition |= _phone(digits) | Q(pk=number) | Q(lead_id=number)
+        condition |= _phone(term) | Q(pk=number) | Q(lead_id=number)
+    else:
+        condition |= desk.agent_name_condition(term)
     return condition
 
 
-def _phone(digits: str) -> Q:
-    numbers = {digits}
-    if len(digits) == 11 and digits.startswith("1"):
-        numbers.add(digits[1:])
-    return Q(phone_number__in=sorted(numbers)) if digits else Q(pk__in=[])
+def _phone(text: str) -> Q:
+    """The catalog's form of a typed phone number, and its bare digits (a number stored otherwise)."""
+    digits = re.sub(r"\D", "", text)
+    numbers = {n for n in (digits, phones.try_catalog_form(text, settings.VICIREC_PHONE_REGION)) if n}
+    return Q(phone_number__in=sorted(numbers)) if numbers else Q(pk__in=[])
 
 
 class HeldFilter(admin.SimpleListFilter):
@@ -209,6 +217,48 @@ class CampaignAdmin(ReadOnlyHistoryMixin, SimpleHistoryAdmin, ReadOnlyAdmin):
         policy = getattr(obj, "policy", None)
         return f"{policy.retain_days} days ({policy.klass.label})" if policy else "default policy"
 
+    def get_urls(self) -> list[Any]:
+        wrap = self.admin_site.admin_view
+        return [
+            path("<path:object_id>/hold/", wrap(self.hold_view), name="recordings_campaign_hold"),
+            *super().get_urls(),
+        ]
+
+    def hold_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        campaign = object_or_404(Campaign.objects.all(), object_id)
+        back = reverse("admin:recordings_campaign_change", args=[campaign.pk])
+        return place_hold_from_post(self, request, back, on=f"campaign {campaign}", campaign=campaign)
+
+    def change_view(
+        self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
+        campaign = Campaign.objects.filter(pk=object_id).first() if str(object_id).isdigit() else None
+        if campaign is not None and self.has_view_permission(request, campaign):
+            extra_context = {**(extra_context or {}), **self.campaign_context(request, campaign)}
+        return super().change_view(request, object_id, form_url, extra_context)
+
+    def campaign_context(self, request: HttpRequest, campaign: Campaign) -> dict[str, Any]:
+        """Its retention policy (its own, else the default), the holds on it (on the whole campaign, or on a
+        case naming it), links to its recordings, and the "hold this campaign" button."""
+        own = RetentionPolicy.objects.filter(campaign=campaign).first()
+        policy = own or RetentionPolicy.objects.default()
+        holds = LegalHold.objects.select_related("case", "campaign").filter(
+            Q(campaign=campaign) | Q(case__campaigns=campaign)
+        )
+        recordings = reverse("admin:recordings_recording_changelist") + f"?campaign__id__exact={campaign.pk}"
+        return {
+            "campaign": campaign,
+            "policy": policy,
+            "own_policy": own is not None,
+            "policy_url": reverse("admin:retention_retentionpolicy_change", args=[policy.pk]) if policy.pk else "",
+            "campaign_holds": list(holds.distinct().order_by("released_at", "-placed_at")[:50]),
+            "recordings_url": recordings,
+            "held_url": recordings + "&held=yes",
+            "can_hold": request.user.has_perm(HOLD_PERMISSION),
+            "hold_url": reverse("admin:recordings_campaign_hold", args=[campaign.pk]),
+            "hold_form": PlaceHoldForm(),
+        }
+
 
 @admin.register(Recording)
 class RecordingAdmin(EvidenceExportMixin, ReadOnlyHistoryMixin, SimpleHistoryAdmin, ReadOnlyAdmin):
@@ -216,19 +266,28 @@ class RecordingAdmin(EvidenceExportMixin, ReadOnlyHistoryMixin, SimpleHistoryAdm
         "recording_id",
         "start_time",
         "campaign",
-        "phone_number",
-        "agent",
+        "phone",
+        "agent_with_name",
         "length_in_sec",
         "state",
         "held",
     )
     list_display_links = ("recording_id",)
-    list_filter = (HeldFilter, "state", ("start_time", admin.DateFieldListFilter), "campaign", CaseFilter)
+    list_filter = (
+        HeldFilter,
+        desk.HoldFilter,
+        desk.ExpiryFilter,
+        "state",
+        ("start_time", DateRangeFilter),
+        "campaign",
+        CaseFilter,
+    )
     list_select_related = ("campaign",)
     search_fields = ("phone_number",)  # shows the search box; get_search_results does the matching
     search_help_text = (
-        "Exact match on phone number, lead id, recording id, agent or filename "
-        "(or narrow it: phone:3125551212, lead:501, agent:1001, id:1001, file:NAME)."
+        "Exact match on phone number (as you write it: (773) 555-7219), lead id, recording id, agent (user id or "
+        "the start of the name) or filename (or narrow it: phone:3125551212, lead:501, agent:1001, id:1001, "
+        "file:NAME)."
     )
     sortable_by = ("recording_id", "start_time")
     show_full_result_count = False
@@ -255,9 +314,20 @@ class RecordingAdmin(EvidenceExportMixin, ReadOnlyHistoryMixin, SimpleHistoryAdm
         ),
     )
 
+    def get_ordering(self, request: HttpRequest) -> list[str]:
+        """Newest call first; under a call-date filter by call time, so the database reads only that range
+        of the start_time index instead of walking the catalog by id until the range comes up."""
+        if any(key.startswith("start_time__") for key in request.GET):
+            return ["-start_time", "-recording_id"]
+        return list(super().get_ordering(request) or [])
+
     def get_queryset(self, request: HttpRequest) -> QuerySet:
         # "held" for the rows of a page: one boolean expression evaluated with the page's SELECT.
-        return super().get_queryset(request).annotate(is_held=ExpressionWrapper(held_condition(), BooleanField()))
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(is_held=ExpressionWrapper(held_condition(), BooleanField()), agent_full_name=desk.agent_name())
+        )
 
     def get_search_results(self, request: HttpRequest, queryset: QuerySet, search_term: str) -> tuple[QuerySet, bool]:
         condition = search_condition(search_term)
@@ -266,6 +336,15 @@ class RecordingAdmin(EvidenceExportMixin, ReadOnlyHistoryMixin, SimpleHistoryAdm
     @admin.display(boolean=True, description="held")
     def held(self, obj: Recording) -> bool:
         return bool(getattr(obj, "is_held", False))
+
+    @admin.display(description="phone number")
+    def phone(self, obj: Recording) -> str:
+        return phones.display(obj.phone_number, settings.VICIREC_PHONE_REGION)
+
+    @admin.display(description="agent")
+    def agent_with_name(self, obj: Recording) -> str:
+        name = getattr(obj, "agent_full_name", None)
+        return f"{obj.agent} ({name})" if name else obj.agent
 
     # --- permissions of the desk's own actions -------------------------------------------------
 
@@ -328,10 +407,45 @@ class RecordingAdmin(EvidenceExportMixin, ReadOnlyHistoryMixin, SimpleHistoryAdm
     def get_urls(self) -> list[Any]:
         wrap = self.admin_site.admin_view
         return [
+            path("export-csv/", wrap(self.csv_view), name="recordings_recording_csv"),
             path("<path:object_id>/play/", wrap(views.play), name="recordings_recording_play"),
             path("<path:object_id>/hold/", wrap(self.hold_view), name="recordings_recording_hold"),
             *super().get_urls(),  # EvidenceExportMixin adds <id>/export/
         ]
+
+    def changelist_view(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> HttpResponse:
+        query = request.GET.urlencode()
+        extra_context = {
+            **(extra_context or {}),
+            "can_export_csv": request.user.has_perm(EXPORT_PERMISSION),
+            "csv_url": reverse("admin:recordings_recording_csv") + (f"?{query}" if query else ""),
+            "csv_limit": desk.CSV_LIMIT,
+        }
+        return super().changelist_view(request, extra_context)
+
+    def csv_view(self, request: HttpRequest) -> HttpResponse:
+        """The list's current result (search and filters of the query string) as CSV; a POST from the list's
+        button (a link never exports), at most desk.CSV_LIMIT rows, each access logged before the first byte."""
+        if not request.user.has_perm(EXPORT_PERMISSION):
+            raise PermissionDenied("Exporting recordings needs the 'Can export evidence packages' permission.")
+        back = reverse("admin:recordings_recording_changelist") + (f"?{request.GET.urlencode()}" if request.GET else "")
+        if request.method != "POST":
+            return HttpResponseRedirect(back)
+        try:
+            ids = desk.csv_ids(self.get_changelist_instance(request).get_queryset(request))
+        except IncorrectLookupParameters:
+            self.message_user(request, "Those filters are not valid: nothing was exported.", messages.ERROR)
+            return HttpResponseRedirect(back)
+        if len(ids) > desk.CSV_LIMIT:
+            self.message_user(
+                request,
+                f"More than {desk.CSV_LIMIT} recordings match: narrow the search or the filters, nothing was exported.",
+                messages.ERROR,
+            )
+            return HttpResponseRedirect(back)
+        return desk.csv_response(
+            request, ids, f"{len(ids)} recordings of the search {request.GET.urlencode() or '(all)'}"
+        )
 
     def hold_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
         recording = views.recording_or_404(object_id)
@@ -362,7 +476,9 @@ class RecordingAdmin(EvidenceExportMixin, ReadOnlyHistoryMixin, SimpleHistoryAdm
         stored = recording.state in Recording.STORED_STATES and recording.object_key
         local = recording.state in Recording.LOCAL_STATES and recording.local_path
         can_play = user.has_perm(views.PLAY_PERMISSION) and bool(stored or local)
+        events = list(RecordingEvent.objects.filter(recording=recording).order_by("at", "id")[:500])
         return {
+            **desk.hold_history(recording, events),
             "recording": recording,
             "expiry": expiry,
             "expiry_text": expiry.explain(),
@@ -370,7 +486,7 @@ class RecordingAdmin(EvidenceExportMixin, ReadOnlyHistoryMixin, SimpleHistoryAdm
             "local": local,
             "certificate": getattr(recording, "certificate", None),
             "cases": list(Case.objects.filter(recordings=recording).order_by("name")[:50]),
-            "events": list(RecordingEvent.objects.filter(recording=recording).order_by("at", "id")[:500]),
+            "events": events,
             "access_events": (
                 list(AccessEvent.objects.filter(recording=recording).select_related("user")[:100])
                 if user.has_perm("recordings.view_accessevent")
@@ -379,6 +495,7 @@ class RecordingAdmin(EvidenceExportMixin, ReadOnlyHistoryMixin, SimpleHistoryAdm
             "history": list(recording.history.select_related("history_user").order_by("-history_date")[:50]),
             "can_play": can_play,
             "play_url": reverse("admin:recordings_recording_play", args=[recording.pk]),
+            "listen_token": views.listen_token(user, recording.pk) if can_play else "",
             "can_hold": user.has_perm(HOLD_PERMISSION) and recording.state != Recording.State.EXPIRED,
             "hold_url": reverse("admin:recordings_recording_hold", args=[recording.pk]),
             "hold_form": PlaceHoldForm(),

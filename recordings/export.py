@@ -8,8 +8,8 @@ Layout (inside one top folder ``evidence-<export id>/``):
 * ``manifest.json`` / ``manifest.csv`` — per recording: call metadata, original and stored SHA-256, encoder
   settings, upload and verification times, the holds and cases covering it, the deletion certificate of a
   recording that retention deleted, and the SHA-256 of the file in this package.
-* ``custody_log.csv`` — every state change (custody log), model history entry and access (including this
-  export) of each recording.
+* ``custody_log.csv`` — every state change (custody log), model history entry, legal hold placed or released
+  and access (including this export) of each recording. Released holds stay listed, marked RELEASED.
 * In the two CSV files a text cell that starts with ``=``, ``+``, ``-`` or ``@`` gets a leading ``'``, so a
   spreadsheet shows it instead of running it as a formula (csv_cell); ``manifest.json`` keeps raw values.
 * ``README.txt`` — what this is and how to verify it; ``SHA256SUMS`` — ``sha256sum -c SHA256SUMS`` checks
@@ -39,10 +39,11 @@ from typing import IO, Any
 from django.conf import settings
 from django.db import transaction
 
+from holds.models import holds_by_recording
 from recordings import ledger
 from recordings.export_custody import write_custody
 from recordings.lib import spool
-from recordings.lib.storage import StorageError
+from recordings.lib.storage import StorageError, iter_file
 from recordings.models import AccessEvent, Recording, RecordingEvent, RecordingQuerySet
 from recordings.pipeline.erasure import blocked_erasures
 from recordings.pipeline.target import get_target
@@ -132,14 +133,23 @@ class Copy:
     def content_type(self) -> str:
         return CONTENT_TYPES.get(PurePosixPath(self.name).suffix.lstrip(".").lower(), "application/octet-stream")
 
-    def chunks(self) -> Iterator[bytes]:
+    def chunks(self, *, start: int = 0, end: int | None = None) -> Iterator[bytes]:
+        """The copy's bytes (from `start` to `end` inclusive: a ranged read of the bucket or the file)."""
         if self.target is not None:
-            yield from self.target.iter_object(self.key, self.version_id)
+            yield from self.target.iter_object(self.key, self.version_id, start=start, end=end)
             return
         assert self.path is not None
         with self.path.open("rb") as handle:
-            while chunk := handle.read(CHUNK):
-                yield chunk
+            yield from iter_file(handle, start=start, end=end)
+
+    def byte_size(self) -> int | None:
+        """The size served: the file's own for a local copy, the size the bucket confirmed for an archived one."""
+        if self.path is not None:
+            try:
+                return self.path.stat().st_size
+            except OSError:
+                return None
+        return self.size
 
 
 def find_copy(recording: Recording, *, target: Any = None, expires: int | None = None) -> Copy | None:
@@ -260,20 +270,27 @@ def _batches(recordings: RecordingQuerySet) -> Iterator[list[Recording]]:
         yield batch
 
 
-def _holds_and_cases(ids: list[int]) -> tuple[dict[int, list[str]], dict[int, list[str]]]:
-    """{recording id: active holds covering it}, {recording id: cases it belongs to}, for one batch."""
-    from holds.models import Case, LegalHold
+def hold_label(hold: Any) -> str:
+    """A hold as the manifest names it: scope, who placed it when and why, and its release if released."""
+    label = (
+        f"hold #{hold.pk} ({hold.get_scope_display()}; placed {hold.placed_at:%Y-%m-%d} "
+        f"by {hold.placed_by_name}: {hold.reason})"
+    )
+    if hold.released_at:
+        label += f" RELEASED {hold.released_at:%Y-%m-%d} by {hold.released_by_name}: {hold.release_reason}"
+    return label
+
+
+def _holds_and_cases(ids: list[int], by_recording: dict[int, list[Any]]) -> tuple[dict[int, list[str]], dict]:
+    """{recording id: holds covering it, active or released}, {recording id: cases it belongs to}."""
+    from holds.models import Case
 
     holds: dict[int, list[str]] = {}
     cases: dict[int, list[str]] = {}
-    for hold in LegalHold.objects.active().select_related("case", "campaign"):
-        label = (
-            f"hold #{hold.pk} ({hold.get_scope_display()}; placed {hold.placed_at:%Y-%m-%d} "
-            f"by {hold.placed_by_name}: {hold.reason})"
-        )
-        for pk in Recording.objects.filter(pk__in=ids).filter(hold.condition()).values_list("pk", flat=True):
-            holds.setdefault(pk, []).append(label)
-            if hold.case is not None:
+    for pk, covering in by_recording.items():
+        for hold in covering:
+            holds.setdefault(pk, []).append(hold_label(hold))
+            if hold.case is not None and str(hold.case) not in cases.get(pk, []):
                 cases.setdefault(pk, []).append(str(hold.case))
     picked = Case.recordings.through.objects.filter(recording_id__in=ids).select_related("case")
     for row in picked:
@@ -282,9 +299,19 @@ def _holds_and_cases(ids: list[int]) -> tuple[dict[int, list[str]], dict[int, li
     return holds, cases
 
 
-def _custody_rows(ids: list[int]) -> Iterator[list[Any]]:
-    """State changes, model history and access of a batch of recordings, in time order per recording."""
-    rows: list[tuple[int, str, list[Any]]] = []
+def _hold_rows(by_recording: dict[int, list[Any]]) -> Iterator[tuple[int, str, list[Any]]]:
+    """The placing and the release of each hold that covered a recording, as custody-log rows."""
+    for pk, covering in by_recording.items():
+        for hold in covering:
+            yield (pk, hold.placed_at.isoformat(), ["hold", hold.placed_by_name, "", "placed", hold_label(hold)])
+            if hold.released_at:
+                detail = f"hold #{hold.pk} released: {hold.release_reason}"
+                yield (pk, hold.released_at.isoformat(), ["hold", hold.released_by_name, "", "released", detail])
+
+
+def _custody_rows(ids: list[int], by_recording: dict[int, list[Any]]) -> Iterator[list[Any]]:
+    """State changes, model history, holds and access of a batch of recordings, in time order per recording."""
+    rows: list[tuple[int, str, list[Any]]] = list(_hold_rows(by_recording))
     for e in RecordingEvent.objects.filter(recording_id__in=ids).order_by():
         rows.append((e.recording_id, e.at.isoformat(), ["state", e.actor, e.from_state, e.to_state, e.detail]))
     history = Recording.history.filter(recording_id__in=ids).select_related("history_user").order_by()
@@ -372,7 +399,8 @@ Contents
   manifest.csv      the SHA-256 of the original capture and of the stored copy, encoder settings, upload
                     and verification times, the legal holds and cases covering it, and for recordings
                     deleted under the retention policy their deletion certificate
-  custody_log.csv   every state change, change of record and access of each recording, with who and when
+  custody_log.csv   every state change, change of record, legal hold (placed, released) and access of
+                    each recording, with who and when
   SHA256SUMS        the SHA-256 of every other file in this folder
   custody/          this package's entries in vicirec's hash-chained custody ledger, the chain up to a
                     signed checkpoint, and the public key that signed it; VERIFY.txt says how to check
@@ -498,7 +526,8 @@ class EvidenceExport:
         first = True
         for batch in _batches(self.recordings):
             ids = [r.pk for r in batch]
-            holds, cases = _holds_and_cases(ids)
+            by_recording = holds_by_recording(Recording.objects.filter(pk__in=ids))
+            holds, cases = _holds_and_cases(ids, by_recording)
             for recording in batch:
                 entry = _metadata(recording, holds.get(recording.pk, []), cases.get(recording.pk, []))
                 yield from self._audio(zf, recording, entry, target, date_time, sums)
@@ -515,7 +544,7 @@ class EvidenceExport:
                     ]
                 )
                 self.report.recordings += 1
-            for row in _custody_rows(ids):
+            for row in _custody_rows(ids, by_recording):
                 custody_rows.writerow([csv_cell(cell) for cell in row])
 
     def _summary(self) -> dict[str, Any]:

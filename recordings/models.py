@@ -77,6 +77,12 @@ class RecordingQuerySet(models.QuerySet["Recording"]):
         """Past their campaign policy's retention, with a copy still to delete (held or not)."""
         return self.with_copies().filter(RetentionPolicy.objects.age_condition(now, "retain_days"))
 
+    def expiring(self, now: datetime, days: int) -> RecordingQuerySet:
+        """Not expired yet but past their retention ``days`` from now, with a copy (held or not)."""
+        policies = RetentionPolicy.objects
+        soon = policies.age_condition(now + timedelta(days=days), "retain_days")
+        return self.with_copies().filter(soon).exclude(policies.age_condition(now, "retain_days"))
+
 
 class Recording(models.Model):
     """One VICIdial recording (one recording_log row) and everything vicirec knows and did about it."""
@@ -197,6 +203,8 @@ class Recording(models.Model):
             models.Index(fields=["lead_id"], name="rec_lead_idx"),
             models.Index(fields=["agent", "start_time"], name="rec_agent_idx"),
             models.Index(fields=["filename"], name="rec_filename_idx"),
+            # pipeline_status: "recordings needing a person" (a handful among millions)
+            models.Index(fields=["needs_person", "state"], name="rec_needs_person_idx"),
         ]
 
     def __str__(self) -> str:
@@ -371,6 +379,46 @@ class PipelineSnapshot(models.Model):
 
     def __str__(self) -> str:
         return f"pipeline snapshot {self.day}"
+
+
+class Agent(models.Model):
+    """A VICIdial user as the desk names it: ``vicidial_users.user`` (what recording_log.user holds) and its
+    ``full_name``. Copied by the catalog's sync (recordings.pipeline.catalog.sync_agents), so the desk can
+    search recordings by an agent's name without reading VICIdial's database."""
+
+    user = models.CharField("VICIdial user", max_length=20, primary_key=True)
+    full_name = models.CharField(max_length=50, blank=True, db_index=True)
+    synced_at = models.DateTimeField(default=clock.now)
+
+    class Meta:
+        ordering = ["user"]
+
+    def __str__(self) -> str:
+        return f"{self.user} ({self.full_name})" if self.full_name else self.user
+
+
+class InventoryBlock(models.Model):
+    """The catalog's totals over one block of recording ids (recording_id // BLOCK), by state, server, month
+    uploaded and month expired: the daily snapshot recounts only the blocks whose recordings changed since
+    the last one (recordings.ops.stats), so its cost follows the day's work, not the catalog's size."""
+
+    block = models.PositiveBigIntegerField()
+    state = models.CharField(max_length=10)
+    server_ip = models.CharField(max_length=15, blank=True)
+    uploaded_month = models.DateField(null=True)
+    expired_month = models.DateField(null=True)
+    n = models.PositiveBigIntegerField(default=0)
+    size = models.PositiveBigIntegerField(default=0)  # Coalesce(stored_size, original_size)
+    original_bytes = models.PositiveBigIntegerField(default=0)
+    stored_n = models.PositiveBigIntegerField(default=0)
+    stored_bytes = models.PositiveBigIntegerField(default=0)
+    billable_min = models.PositiveBigIntegerField(default=0)
+
+    class Meta:
+        indexes = [models.Index(fields=["block"], name="invblock_block_idx")]
+
+    def __str__(self) -> str:
+        return f"inventory block {self.block} {self.state} {self.server_ip}"
 
 
 # --- the custody ledger (docs/custody-ledger.md) ----------------------------------------------------

@@ -6,19 +6,31 @@ folders). vicirec streams the bytes itself, so the AccessEvent is written when t
 (its first chunk), not when a page or a URL is made, and a request that only asks for headers writes none.
 Audio is served only to requests from the desk's own pages (same_origin): a page of another site that
 points an <audio>, <img> or link at these URLs gets nothing and writes nothing.
+
+Playback answers HTTP Range requests (206 with Content-Range and Content-Length, read as a ranged GET from
+the bucket or a seek in the file), so the player knows the duration and can seek. One listening session
+writes one AccessEvent: the recording page gives its player a signed ``?listen=`` token (user, recording,
+a random nonce; valid for a session's length), the first request carrying it writes the event (with the
+nonce in its detail) and the player's later Range requests with the same token write none. A request
+without a valid token (a download, a VICIdial link, an address typed) is a session of its own and writes
+its own event; reloading the page starts a new session.
 """
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Callable, Iterator
 from pathlib import PurePosixPath
+from typing import Any
 from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.contrib import admin
 from django.contrib.auth.decorators import login_required
+from django.core import signing
 from django.core.cache import cache
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import transaction
 from django.http import (
     Http404,
     HttpRequest,
@@ -26,9 +38,11 @@ from django.http import (
     HttpResponseRedirect,
     StreamingHttpResponse,
 )
+from django.shortcuts import render
 from django.urls import reverse
 
 from recordings.export import find_copy, log_access
+from recordings.lib.ranges import Unsatisfiable, parse_range
 from recordings.lib.storage import StorageError
 from recordings.models import AccessEvent, Recording
 from recordings.ops.dashboard import dashboard_data
@@ -36,6 +50,7 @@ from vicirec import clock
 from vicirec.actors import Actor
 
 PLAY_PERMISSION = "recordings.play_recording"
+LISTEN_SALT = "vicirec.playback.listen"
 
 # --- playback ------------------------------------------------------------------------------------
 
@@ -68,25 +83,81 @@ def _logged(chunks: Iterator[bytes], on_first: Callable[[], object]) -> Iterator
         yield chunk
 
 
+def listen_token(user: Any, recording_id: int) -> str:
+    """A new listening session for one view of a recording's page: signed, naming the user and recording."""
+    nonce = secrets.token_hex(8)
+    return signing.TimestampSigner(salt=LISTEN_SALT).sign(f"{user.pk}.{recording_id}.{nonce}")
+
+
+def listening_session(request: HttpRequest, recording: Recording) -> str:
+    """The session nonce of the player's ``?listen=`` token, or "" when there is none valid for this user,
+    this recording and the last SESSION_COOKIE_AGE seconds (then the request is a session of its own)."""
+    token = request.GET.get("listen", "")
+    if not token:
+        return ""
+    try:
+        value = signing.TimestampSigner(salt=LISTEN_SALT).unsign(token, max_age=settings.SESSION_COOKIE_AGE)
+    except signing.BadSignature:
+        return ""
+    user_id, recording_id, nonce = (value.split(".") + ["", "", ""])[:3]
+    if user_id != str(request.user.pk) or recording_id != str(recording.pk):
+        return ""
+    return nonce
+
+
+def log_listening(recording: Recording, *, action: str, who: Actor, detail: str, session: str) -> None:
+    """One AccessEvent per listening session: the first request of a session writes it, later ones (the
+    player's Range requests to seek) find it and write nothing. The recording's row is locked while
+    looking, so two requests of one session arriving together still write one event."""
+    if not session:
+        log_access([recording.pk], action=action, who=who, detail=detail)
+        return
+    marker = f"listening session {session}"
+    with transaction.atomic():
+        list(Recording.objects.select_for_update().filter(pk=recording.pk).values_list("pk", flat=True))
+        seen = AccessEvent.objects.filter(recording_id=recording.pk, action=action, detail__endswith=marker)
+        if not seen.exists():
+            log_access([recording.pk], action=action, who=who, detail=f"{detail}; {marker}")
+
+
+def _not_satisfiable(exc: Unsatisfiable) -> HttpResponse:
+    response = HttpResponse(status=416)
+    response["Content-Range"] = exc.content_range
+    response["Accept-Ranges"] = "bytes"
+    return response
+
+
 def serve_recording(request: HttpRequest, recording: Recording, *, action: str) -> HttpResponse:
-    """Stream the recording's copy; the access is logged as its first bytes leave. Caller checks permission."""
+    """Stream the recording's copy, or the byte range asked for (206); the access is logged as its first
+    bytes leave, once per listening session. Caller checks permission."""
     try:
         copy = find_copy(recording)
     except StorageError as exc:
         return HttpResponse(f"The archive could not be reached: {exc.message}", status=503, content_type="text/plain")
     if copy is None:
         raise Http404(f"No copy of recording {recording.pk} can be reached from here (state: {recording.state}).")
+    size = copy.byte_size()
+    try:
+        part = parse_range(request.headers.get("Range"), size)
+    except Unsatisfiable as exc:
+        return _not_satisfiable(exc)
     who = Actor.from_request(request)
+    session = listening_session(request, recording)
 
     def record() -> None:
-        log_access([recording.pk], action=action, who=who, detail=f"served from the {copy.source}")
+        log_listening(recording, action=action, who=who, detail=f"served from the {copy.source}", session=session)
 
-    body = iter(()) if request.method == "HEAD" else _logged(copy.chunks(), record)
-    response = StreamingHttpResponse(body, content_type=copy.content_type)
+    start, end = (part.start, part.end) if part else (0, None)
+    body = iter(()) if request.method == "HEAD" else _logged(copy.chunks(start=start, end=end), record)
+    response = StreamingHttpResponse(body, content_type=copy.content_type, status=206 if part else 200)
     disposition = "attachment" if action == AccessEvent.Action.DOWNLOAD else "inline"
     response["Content-Disposition"] = f'{disposition}; filename="{recording.pk}_{copy.name}"'
-    if copy.size:
-        response["Content-Length"] = str(copy.size)
+    response["Accept-Ranges"] = "bytes"
+    if part:
+        response["Content-Range"] = part.content_range
+        response["Content-Length"] = str(part.length)
+    elif size is not None:
+        response["Content-Length"] = str(size)
     response["Cache-Control"] = "private, no-store"
     return response
 
@@ -141,11 +212,29 @@ def vicidial_link(request: HttpRequest, path: str) -> HttpResponse:
         raise Http404("No recording in the catalog has this file name.")
     exact = [r for r in matches if r.vicidial_location.endswith(f"/RECORDINGS/{path}")]
     recording = (exact or matches)[0]
+    if recording.state == Recording.State.EXPIRED or hasattr(recording, "certificate"):
+        return deleted_page(request, recording)
     if not same_origin(request):
         # A link followed from VICIdial's screens (another site) opens the recording's page; playing it
         # there is a request of the desk's own, and is recorded then.
         return HttpResponseRedirect(reverse("admin:recordings_recording_change", args=[recording.pk]))
     return serve_recording(request, recording, action=AccessEvent.Action.LINK)
+
+
+CERTIFICATE_PERMISSION = "retention.view_deletioncertificate"
+
+
+def deleted_page(request: HttpRequest, recording: Recording) -> HttpResponse:
+    """410 Gone for a link to a recording deleted under retention: its deletion certificate for those who
+    may see certificates, the date alone for the others. No audio exists, so nothing is served or logged."""
+    certificate = getattr(recording, "certificate", None)
+    context = {
+        "page_title": "Recording deleted under retention",
+        "recording": recording,
+        "deleted_at": certificate.deleted_at if certificate else recording.expired_at,
+        "certificate": certificate if request.user.has_perm(CERTIFICATE_PERMISSION) else None,
+    }
+    return render(request, "vicirec/deleted.html", context, status=410)
 
 
 # --- the dashboard ---------------------------------------------------------------------------------

@@ -16,6 +16,7 @@ from __future__ import annotations
 from typing import Any
 
 from django import forms
+from django.conf import settings
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import QuerySet
@@ -23,6 +24,7 @@ from django.http import HttpRequest
 from django.template.defaultfilters import filesizeformat
 from simple_history.admin import SimpleHistoryAdmin
 
+from recordings.lib import phones
 from recordings.pipeline.erasure import approve_request as approve_erasure
 from recordings.pipeline.erasure import open_request as open_erasure
 from recordings.pipeline.erasure import preview as preview_erasure
@@ -40,6 +42,7 @@ from retention.models import (
 from vicirec import clock
 from vicirec.actors import Actor
 from vicirec.admin_kit import BoundedPaginator, ReadOnlyAdmin, ReadOnlyHistoryMixin
+from vicirec.date_range import DateRangeFilter
 
 
 def impact_sentence(impact: dict[str, Any]) -> str:
@@ -152,8 +155,17 @@ class RetentionPolicyAdmin(ReadOnlyHistoryMixin, SimpleHistoryAdmin):
 class DeletionCertificateAdmin(ReadOnlyAdmin):
     """Proof of each defensible deletion: permanent, read-only for everyone."""
 
-    list_display = ("recording", "deleted_at", "run", "cloud_deleted", "local_deleted", "stored_sha256")
-    list_filter = ("cloud_deleted", "local_deleted", ("deleted_at", admin.DateFieldListFilter))
+    list_display = (
+        "recording",
+        "deleted_at",
+        "phone",
+        "campaign",
+        "run",
+        "cloud_deleted",
+        "local_deleted",
+        "stored_sha256",
+    )
+    list_filter = ("cloud_deleted", "local_deleted", ("deleted_at", DateRangeFilter))
     raw_id_fields = ("recording",)
     search_fields = ("=recording__recording_id", "=run")
     search_help_text = "Recording id or run (exact)."
@@ -162,7 +174,16 @@ class DeletionCertificateAdmin(ReadOnlyAdmin):
     sortable_by = ("deleted_at",)
 
     def get_queryset(self, request: HttpRequest) -> QuerySet:
-        return super().get_queryset(request).select_related("recording")
+        return super().get_queryset(request).select_related("recording__campaign")
+
+    @admin.display(description="phone number")
+    def phone(self, obj: DeletionCertificate) -> str:
+        return phones.display(obj.recording.phone_number, settings.VICIREC_PHONE_REGION)
+
+    @admin.display(description="campaign")
+    def campaign(self, obj: DeletionCertificate) -> str:
+        campaign = obj.recording.campaign
+        return campaign.campaign_id if campaign else "—"
 
 
 class ProposalForm(forms.ModelForm):

@@ -35,11 +35,9 @@ def _totals(queryset) -> dict[str, tuple[int, int]]:  # type: ignore[no-untyped-
 
 
 def forecast(*, now: datetime, windows: tuple[int, ...] = (30, 90)) -> dict[str, object]:
-    already = RetentionPolicy.objects.age_condition(now, "retain_days")
     result: dict[str, object] = {"as_of": now.isoformat(), "windows": []}
     for days in windows:
-        soon = RetentionPolicy.objects.age_condition(now + timedelta(days=days), "retain_days")
-        expiring = Recording.objects.with_copies().filter(soon).exclude(already)
+        expiring = Recording.objects.expiring(now, days)
         totals, held = _totals(expiring), _totals(expiring.held())
         window = WindowForecast(days=days)
         for campaign, (count, size) in sorted(totals.items()):

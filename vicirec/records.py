@@ -24,6 +24,7 @@ Erasure (GDPR Art. 17, CCPA) is the one exception, and it is narrow: personal da
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -217,3 +218,19 @@ def refuse_deleting_users_with_history(sender: Any, *, instance: Any, **kwargs: 
                 f"{instance.get_username()} made changes that history records; deactivate the account instead "
                 "of deleting it."
             )
+
+
+_COMMAND_ACTOR = re.compile(r"\[([^\[\]]+ via [^\[\]]+)\]\s*$")
+
+
+def history_actor(record: Any) -> str:
+    """Who made a history entry, in words: the username kept with it, else the "[OS user X via command]"
+    a command writes at the end of its change reason, else "the system" (a pipeline stage, a migration)."""
+    name = getattr(record, "history_username", "") or ""
+    if name:
+        return name
+    user = getattr(record, "history_user", None)
+    if user is not None:
+        return str(user.get_username())
+    found = _COMMAND_ACTOR.search(getattr(record, "history_change_reason", None) or "")
+    return found.group(1) if found else "the system (no user)"

@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import os
 import secrets
+import warnings
 from datetime import timedelta
 from pathlib import Path
+
+import phonenumbers
 
 from vicirec.config import (
     ConfigError,
@@ -57,6 +60,8 @@ INSTALLED_APPS = [
     "django.contrib.contenttypes",
     "django.contrib.sessions",
     "django.contrib.messages",
+    # before staticfiles: runserver leaves the static files to WhiteNoise, as gunicorn does
+    "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
     "simple_history",
     "django_q",
@@ -70,6 +75,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # The desk's stylesheets and scripts, with or without DEBUG, under gunicorn or runserver (docs/deployment.md)
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -142,6 +149,12 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # --- Pipeline ---------------------------------------------------------------------------------------
 VICIREC_SPOOL_DIRS = [Path(p) for p in env_list("VICIREC_SPOOL_DIRS", [str(DEMO_DIR / "spool" / "monitorDONE")])]
 VICIREC_NODE = env_str("VICIREC_NODE")
+# Phone numbers typed without a country code (case criteria, search) are read as numbers of this region.
+VICIREC_PHONE_REGION = env_str("VICIREC_PHONE_REGION", "US").upper() or "US"
+if VICIREC_PHONE_REGION not in phonenumbers.SUPPORTED_REGIONS:
+    raise ConfigError(
+        f"VICIREC_PHONE_REGION must be a two-letter region such as US or GB, not {VICIREC_PHONE_REGION!r}."
+    )
 VICIREC_SYNC_BATCH = env_int("VICIREC_SYNC_BATCH", 5000, minimum=1)
 # A recording_log row whose call has not ended (end_time NULL) holds the sync watermark for this long.
 VICIREC_SYNC_OPEN_GRACE_HOURS = env_int("VICIREC_SYNC_OPEN_GRACE_HOURS", 6, minimum=0)
@@ -198,7 +211,8 @@ STORAGES = {
         "BACKEND": "django.core.files.storage.FileSystemStorage",
         "OPTIONS": {"location": VICIREC_HOME / "media"},
     },
-    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    # collectstatic writes gzip copies beside each file; WhiteNoise serves them to browsers that accept gzip
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
     "archive": _archive,
 }
 
@@ -303,8 +317,15 @@ LANGUAGE_CODE = "en-us"
 TIME_ZONE = env_str("VICIREC_TIME_ZONE", "UTC")
 USE_I18N = True
 USE_TZ = True
+# Dates as 2026-03-31 and times with their zone (2026-03-31 14:05:09 CDT) on every page of the desk.
+FORMAT_MODULE_PATH = ["vicirec.formats"]
 STATIC_URL = "static/"
 STATIC_ROOT = VICIREC_HOME / "static"
+# WhiteNoise serves STATIC_ROOT (filled by `manage.py collectstatic`, with long-lived cache headers) and,
+# for a machine where collectstatic has not run yet, the same files straight from the installed apps: the
+# desk is styled whatever DEBUG says and whichever server runs it.
+WHITENOISE_USE_FINDERS = True
+warnings.filterwarnings("ignore", message="No directory at: ", category=UserWarning)  # before collectstatic
 
 LOGGING = {
     "version": 1,

@@ -145,7 +145,9 @@ class ArchiveTarget(Protocol):
 
     def presigned_url(self, key: str, *, expires: int) -> str | None: ...
 
-    def iter_object(self, key: str, version_id: str = "") -> Iterator[bytes]: ...
+    def iter_object(self, key: str, version_id: str = "", *, start: int = 0, end: int | None = None) -> Iterator[bytes]:
+        """The object's bytes from `start` to `end` (inclusive, as in HTTP ranges; None: to the end)."""
+        ...
 
     def set_legal_hold(self, key: str, version_id: str, on: bool) -> bool: ...
 
@@ -575,9 +577,12 @@ class S3Target:
             raise _storage_error(exc, action=f"read the storage class of {key}", bucket=self.bucket) from exc
         return str(head.get("StorageClass") or "STANDARD")
 
-    def iter_object(self, key: str, version_id: str = "") -> Iterator[bytes]:
-        """Stream the object's bytes as the server sends them (never held whole in memory)."""
-        extra = {"VersionId": version_id} if version_id else {}
+    def iter_object(self, key: str, version_id: str = "", *, start: int = 0, end: int | None = None) -> Iterator[bytes]:
+        """Stream the object's bytes as the server sends them (never held whole in memory); a part of it
+        (`start`..`end`, inclusive) is one ranged GET, so the server sends only those bytes."""
+        extra: dict[str, str] = {"VersionId": version_id} if version_id else {}
+        if start or end is not None:
+            extra["Range"] = f"bytes={start}-{'' if end is None else end}"
         try:
             body = self.client.get_object(Bucket=self.bucket, Key=key, **extra)["Body"]
             try:
@@ -866,11 +871,10 @@ class FilesystemTarget:
     def presigned_url(self, key: str, *, expires: int) -> str | None:
         return None
 
-    def iter_object(self, key: str, version_id: str = "") -> Iterator[bytes]:
+    def iter_object(self, key: str, version_id: str = "", *, start: int = 0, end: int | None = None) -> Iterator[bytes]:
         try:
             with self._path(key).open("rb") as handle:
-                while chunk := handle.read(CHUNK):
-                    yield chunk
+                yield from iter_file(handle, start=start, end=end)
         except OSError as exc:
             raise StorageError(f"cannot read {key} from the archive folder: {exc.strerror}", permanent=False) from exc
 
@@ -914,6 +918,19 @@ class FilesystemTarget:
                     key = (base / name).as_posix()
                     if key.startswith(prefix):
                         yield key
+
+
+def iter_file(handle: IO[bytes], *, start: int = 0, end: int | None = None) -> Iterator[bytes]:
+    """Chunks of an open file from `start` to `end` (inclusive; None: to the end), CHUNK bytes at most each."""
+    handle.seek(start)
+    left = None if end is None else max(end - start + 1, 0)
+    while left is None or left > 0:
+        chunk = handle.read(CHUNK if left is None else min(CHUNK, left))
+        if not chunk:
+            return
+        if left is not None:
+            left -= len(chunk)
+        yield chunk
 
 
 def _fsync_dir(directory: Path) -> None:

@@ -11,7 +11,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from django.db.models import Count, Min
+from django.db.models import Count, Min, Sum
+from django.db.models.functions import Coalesce
 
 from holds.models import LegalHold
 from recordings.lib import pricing
@@ -19,8 +20,9 @@ from recordings.models import PipelineSnapshot, Recording
 from recordings.ops.stats import GIB, NODE_WORK_STATES, inventory
 from recordings.ops.status import last_custody_check
 from recordings.pipeline.erasure import figures as erasure_figures
+from recordings.pipeline.retention import deletable
 from retention.forecast import cost_forecast, forecast
-from retention.models import prices
+from retention.models import PolicyProposal, prices
 
 # List prices (USD; Cloudflare R2; AWS S3 us-east-1, first 50 TB), dated and explained in recordings.lib.pricing.
 PRICE_DEFAULTS = pricing.PRICE_DEFAULTS
@@ -34,6 +36,7 @@ STAGE_LABELS = (
 )
 FAILURES_SHOWN = 10
 HOLDS_SHOWN = 10
+PROPOSALS_SHOWN = 10
 
 
 def price(name: str) -> float:
@@ -50,14 +53,34 @@ def dashboard_data(now: datetime) -> dict[str, Any]:
         **totals,
         "stages": _stages(now),
         "failures": _latest_failures(),
+        "overdue": _overdue(now),
         "forecast": forecast(now=now)["windows"],
         "holds": list(LegalHold.objects.active().select_related("case", "campaign")[:HOLDS_SHOWN]),
         "active_holds": LegalHold.objects.active().count(),
         "erasures": erasure_figures(now=now),
         "bill": _bill(totals["cloud"]),
+        "proposals": list(_pending_proposals()[:PROPOSALS_SHOWN]),
+        "pending_proposals": _pending_proposals().count(),
         "costs": cost_forecast(now=now),
         "custody": last_custody_check(),
     }
+
+
+def _overdue(now: datetime) -> dict[str, int]:
+    """Recordings already past their retention: those a retention run would delete now (its dry run's very
+    query, recordings.pipeline.retention.deletable) and those kept only by a hold."""
+    size = Coalesce(Sum(Coalesce("stored_size", "original_size")), 0)
+    due = deletable(now).aggregate(n=Count("pk"), bytes=size)
+    held = Recording.objects.expired(now).held().aggregate(n=Count("pk"), bytes=size)
+    return {"n": due["n"], "bytes": due["bytes"], "held": held["n"], "held_bytes": held["bytes"]}
+
+
+def _pending_proposals():  # type: ignore[no-untyped-def]
+    return (
+        PolicyProposal.objects.filter(status=PolicyProposal.Status.PENDING)
+        .select_related("campaign")
+        .order_by("proposed_at")
+    )
 
 
 def _totals(now: datetime) -> tuple[dict[str, Any], datetime]:

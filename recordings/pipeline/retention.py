@@ -274,6 +274,16 @@ def _delete_checked(
     report.bytes_deleted += sum(r.stored_size or r.original_size or 0 for r in moved)
 
 
+def _archive_size_for_stop(to_delete: int, max_share: float) -> int:
+    """The archive's size as far as the safety stop needs it: counted up to to_delete / max_share + 1 rows at
+    most (a bigger archive cannot stop the run), so a run's cost follows what is due, not the catalog's
+    size; 0 when nothing is due. A figure equal to that bound means "at least"."""
+    if not to_delete:
+        return 0
+    bound = int(to_delete / max_share) + 1 if max_share > 0 else to_delete + 1
+    return Recording.objects.with_copies().order_by()[:bound].count()
+
+
 def enforce_retention(
     *, now: datetime, dry_run: bool, confirm: bool = False, limit: int | None = None, max_share: float | None = None
 ) -> RetentionReport:
@@ -287,7 +297,7 @@ def enforce_retention(
     if report.expired_total and disposition.reviewed_condition() is not None:
         to_delete = deletable(now).count()  # a reviewed class's recordings count once approved
     report.awaiting_review = disposition.awaiting_review()
-    report.archive_size = Recording.objects.with_copies().count()
+    report.archive_size = _archive_size_for_stop(to_delete, max_share)
     if dry_run:
         report.would_delete = list(deletable(now).order_by("start_time").values_list("pk", flat=True)[:1000])
         return report

@@ -91,3 +91,26 @@ def test_the_dashboard_takes_its_totals_from_the_snapshot_and_its_backlog_live()
         q["sql"] for q in queries.captured_queries if "recordings_recording" in q["sql"] and "WHERE" not in q["sql"]
     ]
     assert catalog_scans == []  # no query over the whole catalog on a page view
+
+
+def test_the_inventory_is_incremental_and_equals_a_full_count() -> None:
+    from recordings.ops.stats import BLOCK, inventory, take_snapshot
+
+    now = clock.now()
+    make_recording(recording_id=5, state="cleared", stored_size=100, original_size=400, uploaded_at=now)
+    old = make_recording(recording_id=BLOCK * 3 + 1, state="cleared", stored_size=70, uploaded_at=now)
+    make_recording(recording_id=BLOCK * 7, server_ip="10.0.0.12", original_size=900)
+    first = take_snapshot(now=now - timedelta(days=1))
+    assert first.blocks_counted == 8  # no blocks yet: every block from the lowest id to the highest
+    assert first.inventory == inventory(now - timedelta(days=1))
+
+    models.Recording.objects.filter(pk=old.pk).update(state="expired", expired_at=now)
+    models.RecordingEvent.objects.create(recording=old, at=now, from_state="cleared", to_state="expired", actor="t")
+    make_recording(recording_id=BLOCK * 7 + 5, state="archived", stored_size=30, original_size=300, uploaded_at=now)
+    with_untouched_block = models.InventoryBlock.objects.filter(block=0).count()
+
+    second = take_snapshot(now=now)
+    assert second.blocks_counted == 2  # the block with the custody event and the newest block
+    assert second.inventory == inventory(now)
+    assert models.InventoryBlock.objects.filter(block=0).count() == with_untouched_block
+    assert take_snapshot(now=now, full=True).inventory == second.inventory

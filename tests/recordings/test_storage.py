@@ -440,6 +440,30 @@ def test_storage_options_for_r2() -> None:
     assert options["file_overwrite"] is False
 
 
+@pytest.mark.parametrize(("start", "end"), [(0, None), (0, 0), (100, 299), (len(AUDIO) - 5, None), (17, 10**9)])
+def test_iter_object_reads_a_byte_range(
+    target: ArchiveTarget, write_file: Callable[..., Path], start: int, end: int | None
+) -> None:
+    """A part of an object is one ranged read (S3: GET with Range; a folder: a seek), for playback's 206."""
+    put(target, "c1/call.wav", write_file(), AUDIO)
+
+    got = b"".join(target.iter_object("c1/call.wav", start=start, end=end))
+
+    assert got == AUDIO[start : None if end is None else end + 1]
+
+
+def test_a_ranged_read_asks_the_bucket_for_those_bytes_only(
+    s3_target: S3Target, write_file: Callable[..., Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    put(s3_target, "c1/call.wav", write_file(), AUDIO)
+    asked: list[dict[str, Any]] = []
+    real = s3_target.client.get_object
+    monkeypatch.setattr(s3_target.client, "get_object", lambda **kw: asked.append(kw) or real(**kw))
+
+    assert b"".join(s3_target.iter_object("c1/call.wav", start=4096, end=4099)) == AUDIO[4096:4100]
+    assert asked[0]["Range"] == "bytes=4096-4099"
+
+
 # --- storage classes ------------------------------------------------------------------------------
 
 

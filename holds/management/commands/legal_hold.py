@@ -1,12 +1,14 @@
 import json
 from typing import Any
 
+from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.management.base import CommandError, CommandParser
 
 from holds.actions import change_case, place_hold, release_hold, release_part
 from holds.guards import narrowing, proposed, snapshot
 from holds.models import Case, LegalHold
+from recordings.lib import phones
 from recordings.models import Campaign
 from vicirec.actors import Actor
 from vicirec.commands import StageCommand
@@ -75,8 +77,12 @@ class Command(StageCommand):
     def _add_criteria(self, case: Case, actor: Actor, options: dict[str, Any]) -> None:
         """Add the criteria given to the case, through holds.actions.change_case. On a case under an active
         hold, a value for a criterion it does not use yet narrows the hold: refused here."""
+        try:
+            typed = [phones.catalog_form(p, settings.VICIREC_PHONE_REGION) for p in options["phone"]]
+        except phones.PhoneError as exc:
+            raise CommandError(f"--phone: {exc}") from None
         criteria = {
-            "phone_numbers": sorted(set(case.phone_numbers) | set(options["phone"])),
+            "phone_numbers": sorted(set(case.phone_numbers) | set(typed)),
             "lead_ids": sorted(set(case.lead_ids) | set(options["lead"])),
             "agents": sorted(set(case.agents) | set(options["agent"])),
         }
@@ -100,11 +106,13 @@ class Command(StageCommand):
         if hold.case is None:
             raise CommandError(f"{hold} covers a whole campaign: release the hold instead")
         case = hold.case
+        region = settings.VICIREC_PHONE_REGION
+        given = set(options["phone"]) | {phones.try_catalog_form(p, region) or p for p in options["phone"]}
         parts = change_case(
             case,
             actor=actor,
             reason=options["reason"],
-            phone_numbers=[p for p in case.phone_numbers if str(p) not in set(options["phone"])],
+            phone_numbers=[p for p in case.phone_numbers if str(p) not in given],
             lead_ids=[x for x in case.lead_ids if int(x) not in set(options["lead"])],
             agents=[a for a in case.agents if str(a) not in set(options["agent"])],
             recordings=[pk for pk in case.recordings.values_list("pk", flat=True) if pk not in options["recording"]],
