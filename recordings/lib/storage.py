@@ -156,6 +156,7 @@ class ArchiveTarget(Protocol):
     def iter_keys(self, prefix: str = "") -> Iterator[str]: ...
 
     def versions(self, key: str) -> list[tuple[str, str]]: ...
+
     def put_bytes(
         self, key: str, data: bytes, *, content_type: str, retain_until: datetime | None = None
     ) -> tuple[StoredObject, datetime | None]: ...
@@ -402,6 +403,28 @@ def _no_continue_for_small_puts(model: Any, params: dict[str, Any], **kwargs: An
         headers.pop("Expect", None)
 
 
+def _check_uploadable(path: Path, size: int) -> None:
+    """Refuse a file that changed since it was hashed, or that no single PUT can carry."""
+    try:
+        actual_size = path.stat().st_size
+    except OSError as exc:
+        raise StorageError(f"cannot read {path} ({exc.strerror})", permanent=False, code="OSError") from exc
+    if actual_size != size:
+        raise StorageError(
+            f"{path} is {actual_size} bytes but the catalog says {size}; not uploading a file that changed "
+            "after it was hashed. The next run retries.",
+            permanent=False,
+            code="SizeMismatch",
+        )
+    if size > MAX_SINGLE_PUT:
+        raise StorageError(
+            f"{path} is {size} bytes, above the 5 GiB single-upload limit; it cannot be archived with a "
+            "server-verified SHA-256.",
+            permanent=True,
+            code="EntityTooLarge",
+        )
+
+
 class S3Target:
     """A bucket on R2 or S3, driven through the boto3 client that django-storages configured."""
 
@@ -430,24 +453,7 @@ class S3Target:
         "" leaves the bucket's default."""
         checksum = _b64_from_hex(sha256_hex)
         extra = {"StorageClass": storage_class} if storage_class else {}
-        try:
-            actual_size = path.stat().st_size
-        except OSError as exc:
-            raise StorageError(f"cannot read {path} ({exc.strerror})", permanent=False, code="OSError") from exc
-        if actual_size != size:
-            raise StorageError(
-                f"{path} is {actual_size} bytes but the catalog says {size}; not uploading a file that changed "
-                "after it was hashed. The next run retries.",
-                permanent=False,
-                code="SizeMismatch",
-            )
-        if size > MAX_SINGLE_PUT:
-            raise StorageError(
-                f"{path} is {size} bytes, above the 5 GiB single-upload limit; it cannot be archived with a "
-                "server-verified SHA-256.",
-                permanent=True,
-                code="EntityTooLarge",
-            )
+        _check_uploadable(path, size)
         try:
             with self._open_body(path) as body:
                 response = self.client.put_object(
