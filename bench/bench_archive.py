@@ -121,7 +121,7 @@ def instrumented(phases: Phases) -> Iterator[None]:
     from django.db.backends.base.base import BaseDatabaseWrapper
     from django.db.backends.utils import CursorWrapper
 
-    from recordings.lib import spool, storage
+    from recordings.lib import encoders, spool, storage
     from recordings.pipeline import archive
 
     patches: list[tuple[Any, str, Any]] = []
@@ -142,6 +142,7 @@ def instrumented(phases: Phases) -> Iterator[None]:
     ):
         patch(archive, name, phases.timed(label, getattr(archive, name)))
     patch(spool, "locate", phases.timed("locate on spool", spool.locate))
+    patch(encoders.EncoderPool, "prepare", phases.timed("hash+encode (pool)", encoders.EncoderPool.prepare))
     patch(storage.S3Target, "put", phases.timed("s3: put", storage.S3Target.put))
     patch(storage.S3Target, "confirm", phases.timed("s3: head (confirm)", storage.S3Target.confirm))
     patch(connections, "close_all", phases.timed("db: close_all", connections.close_all))
@@ -183,6 +184,7 @@ TOP_LEVEL = (
     "db: mark archived",
     "locate on spool",
     "hash+encode (prepare)",
+    "hash+encode (pool)",
     "db: record hash chain",
     "s3: put",
     "s3: head (confirm)",
