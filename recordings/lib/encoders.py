@@ -59,8 +59,9 @@ def _alive(pid: int) -> bool:
 
 
 def _watch_owner(owner: int) -> None:
-    """In each worker: run on the CPUs of the process that started the pool, and end once it is gone (killed with -9, nothing told
-    the worker); its output, if any, is in the dead run's work folder, which the next run removes."""
+    """In each worker: run on the CPUs of the process that started the pool, and end once that process is
+    gone (killed with -9, nothing told the worker); its output, if any, is in the dead run's work folder,
+    which the next run removes."""
     parent = os.getppid()  # the forkserver, which exits with the owner
     try:  # the owner's CPUs (taskset, a cgroup's cpuset), not the forkserver's, which may be older
         os.sched_setaffinity(0, os.sched_getaffinity(owner))
