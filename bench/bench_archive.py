@@ -12,7 +12,9 @@ recording is due. Then, in this process, on the same files:
   full                 archive_due(threads=T) on the WAVs: hash + encode + PUT + server-verified checksum +
                        catalog (plans, claims, marks, custody log), the process on every CPU it has;
   full_1cpu            the same, every thread of the process pinned to one CPU (sched_setaffinity): the
-                       single-core rate;
+                       single-core rate (one usable CPU: no encoder processes, as on a 1-CPU machine);
+  full_threads         the same on every CPU, encoding in the upload threads (VICIREC_ENCODE_PROCESSES=0)
+                       instead of the encoder processes (recordings.lib.encoders);
   baseline_same_work   the same work written plainly: read the WAV, hashlib.sha256 it, encode it with the
                        same encoder and settings (recordings.lib.opus.OggOpusWriter, or lameenc as
                        recordings.lib.codec sets it up), SHA-256 the output, boto3 put_object with
@@ -35,6 +37,11 @@ with itself; every round's ratio is in the JSON, with the load average after eac
   ratio_upload_only        baseline_put_only seconds / upload_only seconds       goal >= 1.0
   ratio_full_2cpu_vs_1cpu  full_1cpu seconds / full seconds                       goal >= 1.6
   ratio_full_vs_same_work  baseline_same_work seconds / full seconds              goal >= 1.0
+  ratio_full_processes_vs_threads  full_threads seconds / full seconds
+
+Before each round a probe measures how many CPUs' worth the machine gives right now (one process spinning
+0.3 CPU-seconds, then two at once: 1.0 means other work takes a whole core, 2.0 both are ours): no
+2-CPU/1-CPU ratio of that round can exceed it. It is in load_average.spare_cpus_per_round.
 
 Rates are of the median run; phase tables of the fastest. vicirec runs are instrumented by wrapping
 functions from outside (no code change; its cost is on vicirec's side): per-phase thread-seconds, SQL
@@ -443,6 +450,31 @@ def run_same_work(
     return {"seconds": wall, **cpu.per_recording(len(wavs))}
 
 
+def _spin(seconds: float) -> None:
+    end = time.process_time() + seconds
+    while time.process_time() < end:
+        pass
+
+
+def spare_capacity(seconds: float = 0.3) -> float:
+    """How many CPUs' worth this machine gives us right now (1.0-2.0 on two cores): one process spinning
+    ``seconds`` of CPU, then two at once; other work on the machine takes the rest. The ceiling on any
+    2-CPU/1-CPU ratio measured in the same round."""
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("fork")
+    walls = []
+    for count in (1, 2):
+        procs = [ctx.Process(target=_spin, args=(seconds,)) for _ in range(count)]
+        start = time.perf_counter()
+        for proc in procs:
+            proc.start()
+        for proc in procs:
+            proc.join()
+        walls.append(time.perf_counter() - start)
+    return round(2 * walls[0] / walls[1], 2)
+
+
 @contextmanager
 def pinned(cpus: set[int] | None) -> Iterator[None]:
     """Every thread of this process (and the threads they start) on ``cpus``; None leaves it as it is."""
@@ -612,6 +644,7 @@ def _spread(values: list[float]) -> dict[str, Any]:
 
 
 def run(args: argparse.Namespace, server: S3Server, home: Path, spool: Path) -> dict[str, Any]:
+    from django.test import override_settings
     from django.utils import timezone
 
     from recordings.lib.codec import prepare
@@ -667,6 +700,8 @@ def run(args: argparse.Namespace, server: S3Server, home: Path, spool: Path) -> 
         )
         rows([mp3_name(i) for i in range(warm)])
         run_vicirec(now=now, threads=args.threads, expected=warm, cpu=cpu)
+        rows([wav_name(i) for i in range(warm)])  # and the encoder processes' forkserver started
+        run_vicirec(now=now, threads=args.threads, expected=warm, cpu=cpu)
 
     sides = (
         "baseline_put_only",
@@ -674,6 +709,7 @@ def run(args: argparse.Namespace, server: S3Server, home: Path, spool: Path) -> 
         "full_1cpu",
         "full",
         "baseline_same_work",
+        "full_threads",
         "baseline_put_head",
         "baseline_same_shape",
     )
@@ -695,12 +731,21 @@ def run(args: argparse.Namespace, server: S3Server, home: Path, spool: Path) -> 
             rows([mp3_name(i) for i in range(n_up)])
             return run_vicirec(now=now, expected=n_up, **common)
         rows([wav_name(i) for i in range(args.files)])
+        if key == "full_threads":  # encoding in the upload threads, as before the encoder processes
+            with override_settings(VICIREC_ENCODE_PROCESSES=0):
+                return run_vicirec(now=now, expected=args.files, **common)
         return run_vicirec(now=now, expected=args.files, cpus=one_cpu if key == "full_1cpu" else None, **common)
 
     # A/B/A/B: each pair runs back to back, in the other order every other round, so drift cancels out
-    pairs = [("baseline_put_only", "upload_only"), ("full_1cpu", "full"), ("baseline_same_work", "full")]
-    round_loads = []
+    pairs = [
+        ("baseline_put_only", "upload_only"),
+        ("full_1cpu", "full"),
+        ("baseline_same_work", "full"),
+        ("full_threads", "full"),
+    ]
+    round_loads, capacity = [], []
     for r in range(args.repeat):
+        capacity.append(spare_capacity())
         order: list[str] = []
         for a, b in pairs:
             order += [a, b] if r % 2 == 0 else [b, a]
@@ -716,6 +761,7 @@ def run(args: argparse.Namespace, server: S3Server, home: Path, spool: Path) -> 
         rss[f"after_round_{r}"] = round(peak_rss_mb(), 1)
         round_loads.append(_load())
     load["rounds"] = round_loads
+    load["spare_cpus_per_round"] = capacity
 
     profile: dict[str, Any] | None = None
     if args.profile:
@@ -723,13 +769,13 @@ def run(args: argparse.Namespace, server: S3Server, home: Path, spool: Path) -> 
         profile = profile_upload_only(Path(args.profile), now=now, files=n_up)
 
     archived = Recording.objects.filter(state=Recording.State.ARCHIVED).count()
-    expected_archived = warm + (n_up + 2 * args.files) * args.repeat + (n_up if args.profile else 0)
+    expected_archived = 2 * warm + (n_up + 3 * args.files) * args.repeat + (n_up if args.profile else 0)
     if archived != expected_archived:
         raise RuntimeError(f"{archived} recordings archived, expected {expected_archived}")
 
     runs = {k: v for k, v in runs.items() if v}
     best = {k: min(v, key=lambda run: run["seconds"]) for k, v in runs.items()}
-    counts = {k: args.files if k in ("full", "full_1cpu", "baseline_same_work") else n_up for k in runs}
+    counts = {k: args.files if k.startswith("full") or k == "baseline_same_work" else n_up for k in runs}
 
     def rate(key: str, mb: float) -> dict[str, Any]:
         seconds = best[key]["seconds"]
@@ -774,9 +820,9 @@ def run(args: argparse.Namespace, server: S3Server, home: Path, spool: Path) -> 
         "load_average": load,
     }
     for key in runs:
-        mb = wav_bytes if key in ("full", "full_1cpu", "baseline_same_work") else mp3_bytes
+        mb = wav_bytes if key.startswith("full") or key == "baseline_same_work" else mp3_bytes
         result[key] = rate(key, mb / 1e6)
-    goals = {
+    goals: dict[str, tuple[list[float], float | None, str]] = {
         "ratio_upload_only": (paired("baseline_put_only", "upload_only"), 1.0, "plain boto3 put_object"),
         "ratio_full_2cpu_vs_1cpu": (paired("full_1cpu", "full"), 1.6, "the same full pipeline pinned to one CPU"),
         "ratio_full_vs_same_work": (
@@ -784,16 +830,18 @@ def run(args: argparse.Namespace, server: S3Server, home: Path, spool: Path) -> 
             1.0,
             f"read + SHA-256 + {args.codec} (same settings) + put_object(ChecksumSHA256), same threads",
         ),
+        "ratio_full_processes_vs_threads": (
+            paired("full_threads", "full"),
+            None,
+            "the same full pipeline encoding in its upload threads (VICIREC_ENCODE_PROCESSES=0)",
+        ),
     }
     result["ratios"] = {}
     for name, (values, goal, baseline) in goals.items():
-        result["ratios"][name] = _spread(values) | {
-            "goal": goal,
-            "met": statistics.median(values) >= goal,
-            "baseline": baseline,
-        }
+        met = statistics.median(values) >= goal if goal is not None else None
+        result["ratios"][name] = _spread(values) | {"goal": goal, "met": met, "baseline": baseline}
         result[name] = round(statistics.median(values), 3)
-    result["goal_met"] = all(r["met"] for r in result["ratios"].values())
+    result["goal_met"] = all(r["met"] for r in result["ratios"].values() if r["goal"] is not None)
     result["peak_rss_mb"] = round(peak_rss_mb(), 1)
     result["rss_mb_after"] = rss
     if profile:
@@ -810,13 +858,15 @@ def print_table(result: dict[str, Any]) -> None:
         f"{c['codec']}); upload-only {c['upload_only_files']} MP3s ({c['mp3_mb_upload_only']} MB); "
         f"{result['threads']} thread(s), {result['repeat']} paired rounds, CPUs {result['cpus']}; "
         f"load average {result['load_average']['start']} at start, "
-        f"{result['load_average']['rounds'][-1]} at end",
+        f"{result['load_average']['rounds'][-1]} at end; spare CPUs per round (1.0-2.0) "
+        f"{result['load_average']['spare_cpus_per_round']}",
         file=sys.stderr,
     )
     print(f"{'side':<36}{'rec/s':>9}{'MB/s':>9}{'median s':>10}  all runs s", file=sys.stderr)
     for key, label in (
         ("full", "vicirec full, 2 CPUs"),
         ("full_1cpu", "vicirec full, pinned to 1 CPU"),
+        ("full_threads", "vicirec full, encoding in threads"),
         ("baseline_same_work", "same-work baseline (boto3)"),
         ("upload_only", "vicirec upload-only (MP3)"),
         ("baseline_put_only", "boto3 put_object (baseline)"),
@@ -833,7 +883,8 @@ def print_table(result: dict[str, Any]) -> None:
     for name, r in result["ratios"].items():
         print(
             f"{name:<26} {r['median']}x (median of {len(r['rounds'])} paired rounds, {r['min']}-{r['max']}) "
-            f"vs {r['baseline']}; goal >= {r['goal']}: {'met' if r['met'] else 'MISSED'}",
+            f"vs {r['baseline']}"
+            + (f"; goal >= {r['goal']}: {'met' if r['met'] else 'MISSED'}" if r["goal"] is not None else ""),
             file=sys.stderr,
         )
     print(f"peak RSS {result['peak_rss_mb']} MB", file=sys.stderr)
