@@ -416,6 +416,14 @@ def _no_continue_for_small_puts(model: Any, params: dict[str, Any], **kwargs: An
 CRT_MAX_BODY = 16 * 1024 * 1024
 
 
+# Errors awscrt reports by name, not as an S3ResponseError, once its retries of them ran out.
+_CRT_ANSWERS = {
+    "AWS_ERROR_S3_INTERNAL_ERROR": ("InternalError", 500),
+    "AWS_ERROR_S3_SLOW_DOWN": ("SlowDown", 503),
+    "AWS_ERROR_S3_REQUEST_TIME_TOO_SKEWED": ("RequestTimeTooSkewed", 403),
+}
+
+
 class _CrtPut:
     """PutObject through awscrt's S3 client: the request is signed, sent, retried and its answer read in C,
     off the GIL, where botocore spends about 1 ms of GIL-held Python per request (parameter validation,
@@ -442,11 +450,15 @@ class _CrtPut:
         self.signing = crt_s3.create_default_s3_signing_config(
             region=client.meta.region_name, credential_provider=crt_auth.AwsCredentialsProvider.new_delegate(current)
         )
+        # as many requests as botocore would make ("total_max_attempts": the first and its retries)
+        attempts = int((client.meta.config.retries or {}).get("total_max_attempts", 5))
         self.client = crt_s3.S3Client(
             bootstrap=crt_io.ClientBootstrap.get_or_create_static_default(),
             region=client.meta.region_name,
             tls_mode=crt_s3.S3RequestTlsMode.ENABLED if url.scheme == "https" else crt_s3.S3RequestTlsMode.DISABLED,
             signing_config=self.signing,
+            retry_config=crt_s3.S3RetryConfig(max_retries=max(attempts - 1, 0)),
+            connect_timeout_ms=int((client.meta.config.connect_timeout or 60) * 1000),
         )
 
     def put(self, key: str, body: bytes, headers: list[tuple[str, str]], sha256_hex: str) -> dict[str, str]:
@@ -480,6 +492,13 @@ class _CrtPut:
             response = {"Error": error, "ResponseMetadata": {"HTTPStatusCode": exc.status_code}}
             raise ClientError(response, "PutObject") from exc  # type: ignore[arg-type]
         except AwsCrtError as exc:
+            if exc.name in _CRT_ANSWERS:  # the server answered this, every time, until the retries ran out
+                code, status = _CRT_ANSWERS[exc.name]
+                response = {
+                    "Error": {"Code": code, "Message": exc.message},
+                    "ResponseMetadata": {"HTTPStatusCode": status},
+                }
+                raise ClientError(response, "PutObject") from exc  # type: ignore[arg-type]
             raise BotoConnectionError(error=exc.name) from exc
         return answer
 
@@ -544,6 +563,7 @@ class S3Target:
                 response = self._put_crt(
                     key,
                     path,
+                    size=size,
                     checksum=checksum,
                     sha256_hex=sha256_hex,
                     metadata=metadata,
@@ -601,6 +621,7 @@ class S3Target:
         key: str,
         path: Path,
         *,
+        size: int,
         checksum: str,
         sha256_hex: str,
         metadata: dict[str, str],
@@ -610,7 +631,7 @@ class S3Target:
         """The same request through awscrt; its answer in the shape botocore's put_object returns."""
         assert self._crt is not None
         with self._open_body(path) as body:
-            data = body.read()
+            data = body.read(size)  # the bytes that were hashed, as botocore's ContentLength sends them
         headers = [
             ("Content-Type", content_type),
             ("x-amz-checksum-sha256", checksum),
