@@ -25,8 +25,10 @@ import multiprocessing
 import os
 import threading
 import time
+from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
+from contextlib import contextmanager
 from pathlib import Path
 
 from recordings.lib.codec import Prepared, prepare
@@ -76,6 +78,24 @@ def _watch_owner(owner: int) -> None:
     threading.Thread(target=watch, name="owner-watch", daemon=True).start()
 
 
+@contextmanager
+def _children_allowed() -> Iterator[None]:
+    """Let a daemonic process (a django-q cluster worker runs the scheduled archive) start the encoder
+    workers. multiprocessing refuses because a daemon's children would outlive it when it is terminated;
+    these watch their owner and end with it (_watch_owner), so the refusal guards nothing here. Callers
+    hold the pool's lock: the flag is the process's, not the thread's."""
+    config = multiprocessing.current_process()._config  # type: ignore[attr-defined]
+    daemon = config.get("daemon")
+    config["daemon"] = False
+    try:
+        yield
+    finally:
+        if daemon is None:
+            config.pop("daemon", None)
+        else:
+            config["daemon"] = daemon
+
+
 class EncoderPool:
     """``prepare`` in ``workers`` processes started on first use; ``close()`` stops them."""
 
@@ -107,7 +127,9 @@ class EncoderPool:
         ValueError), and EncoderDied when the worker did not live to answer."""
         pool = self._pool()
         try:
-            return pool.submit(prepare, source, codec=codec, workdir=workdir).result()
+            with self._lock, _children_allowed():
+                future = pool.submit(prepare, source, codec=codec, workdir=workdir)  # starts workers when needed
+            return future.result()
         except BrokenProcessPool as exc:
             self._restart(pool)
             raise EncoderDied(f"the encoder process died while encoding {source.name} ({exc})") from exc

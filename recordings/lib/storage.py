@@ -32,6 +32,7 @@ import os
 import re
 import tempfile
 from collections.abc import Iterable, Iterator
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path, PurePosixPath
@@ -44,6 +45,7 @@ from botocore.exceptions import (
     HTTPClientError,
     NoCredentialsError,
     PartialCredentialsError,
+    ReadTimeoutError,
 )
 from botocore.exceptions import ConnectionError as BotoConnectionError
 
@@ -414,6 +416,7 @@ def _no_continue_for_small_puts(model: Any, params: dict[str, Any], **kwargs: An
 # upload does anyway); larger ones stream through botocore. Recordings are far smaller (an hour of Opus at
 # 12 kbps is 5.4 MB), so this bounds each upload thread's memory without changing which path they take.
 CRT_MAX_BODY = 16 * 1024 * 1024
+CRT_MIN_RATE = 100 * 1024  # bytes/s: the slowest upload still waited for (see _CrtPut.per_attempt_s)
 
 
 # Errors awscrt reports by name, not as an S3ResponseError, once its retries of them ran out.
@@ -452,6 +455,13 @@ class _CrtPut:
         )
         # as many requests as botocore would make ("total_max_attempts": the first and its retries)
         attempts = int((client.meta.config.retries or {}).get("total_max_attempts", 5))
+        # awscrt has no read timeout: a request whose connection stalls is given up after what botocore's
+        # connect and read timeouts would allow every attempt, plus its body at CRT_MIN_RATE
+        self.per_attempt_s = float(client.meta.config.connect_timeout or 60) + float(
+            client.meta.config.read_timeout or 60
+        )
+        self.attempts = attempts
+        self.endpoint_url = client.meta.endpoint_url
         self.client = crt_s3.S3Client(
             bootstrap=crt_io.ClientBootstrap.get_or_create_static_default(),
             region=client.meta.region_name,
@@ -475,15 +485,21 @@ class _CrtPut:
         def on_headers(status_code: int, headers: list[tuple[str, str]], **kwargs: Any) -> None:
             answer.update((name.lower(), value) for name, value in headers)
 
+        deadline = self.attempts * (self.per_attempt_s + len(body) / CRT_MIN_RATE)
         try:
-            self.client.make_request(
+            sent = self.client.make_request(
                 type=crt_s3.S3RequestType.DEFAULT,  # one request as given: no multipart, no checksum of its own
                 operation_name="PutObject",
                 request=request,
                 # the payload's SHA-256 is the one we send anyway: signed as is, not computed again
                 signing_config=self.signing.replace(signed_body_value=sha256_hex),
                 on_headers=on_headers,
-            ).finished_future.result()
+            )
+            try:
+                sent.finished_future.result(timeout=deadline)
+            except FutureTimeout:
+                sent.cancel()
+                raise ReadTimeoutError(endpoint_url=self.endpoint_url) from None
         except crt_s3.S3ResponseError as exc:
             text = exc.body.decode("utf-8", "replace") if exc.body else ""
             code = re.search(r"<Code>([^<]*)</Code>", text)
