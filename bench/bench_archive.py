@@ -836,12 +836,12 @@ def run(args: argparse.Namespace, server: S3Server, home: Path, spool: Path) -> 
             "the same full pipeline encoding in its upload threads (VICIREC_ENCODE_PROCESSES=0)",
         ),
     }
-    result["ratios"] = {}
+    result["paired_rounds"] = {}
     for name, (values, goal, baseline) in goals.items():
         met = statistics.median(values) >= goal if goal is not None else None
-        result["ratios"][name] = _spread(values) | {"goal": goal, "met": met, "baseline": baseline}
+        result["paired_rounds"][name] = _spread(values) | {"goal": goal, "met": met, "baseline": baseline}
         result[name] = round(statistics.median(values), 3)
-    result["goal_met"] = all(r["met"] for r in result["ratios"].values() if r["goal"] is not None)
+    result["goal_met"] = all(r["met"] for r in result["paired_rounds"].values() if r["goal"] is not None)
     result["peak_rss_mb"] = round(peak_rss_mb(), 1)
     result["rss_mb_after"] = rss
     if profile:
@@ -880,7 +880,7 @@ def print_table(result: dict[str, Any]) -> None:
                 f"{row['all_runs_s']}",
                 file=sys.stderr,
             )
-    for name, r in result["ratios"].items():
+    for name, r in result["paired_rounds"].items():
         print(
             f"{name:<26} {r['median']}x (median of {len(r['rounds'])} paired rounds, {r['min']}-{r['max']}) "
             f"vs {r['baseline']}"
