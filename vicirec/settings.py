@@ -163,6 +163,9 @@ VICIREC_MISSING_RETRY_MINUTES = env_int("VICIREC_MISSING_RETRY_MINUTES", 30, min
 # A file must have kept its size and mtime this long before it is compressed or uploaded.
 VICIREC_SETTLE_SECONDS = env_int("VICIREC_SETTLE_SECONDS", 60, minimum=0)
 VICIREC_UPLOAD_THREADS = env_int("VICIREC_UPLOAD_THREADS", 4, minimum=1)
+# Worker processes that encode WAVs for the upload threads (recordings.lib.encoders): -1 (default) one per
+# CPU this process may use when it may use two or more, 0 to encode in the upload threads themselves.
+VICIREC_ENCODE_PROCESSES = env_int("VICIREC_ENCODE_PROCESSES", -1, minimum=-1)
 VICIREC_CLAIM_LEASE_SECONDS = env_int("VICIREC_CLAIM_LEASE_SECONDS", 900, minimum=30)
 VICIREC_DEFAULT_CODEC = env_choice("VICIREC_CODEC", "opus", ("mp3", "opus", "flac", "none"))
 VICIREC_DEFAULT_KEEP_LOCAL_DAYS = env_int("VICIREC_DEFAULT_KEEP_LOCAL_DAYS", 3)
