@@ -1,37 +1,51 @@
 """Benchmark: archive_due (compress, hash, upload with a server-verified SHA-256, confirm) against plain boto3.
 
-    .venv/bin/python bench/bench_archive.py [--files 200] [--seconds 30] [--threads 4] [--repeat 5] [--json]
+    .venv/bin/python bench/bench_archive.py [--files 200] [--seconds 30] [--threads 4] [--repeat 5]
+        [--codec opus|mp3] [--upload-copies 5] [--extra-baselines] [--json]
 
 Starts a real SeaweedFS S3 server (tests/s3server.py) on free ports, sets Django up with vicirec's own
 database on SQLite in a throwaway VICIREC_HOME (VICIdial's database is not needed to archive), synthesises N
 speech-like 8 kHz mono WAVs into a spool folder and catalogs them in one campaign whose policy keeps nothing
-locally (keep_local_days=0), so every recording is due. Then, in this process, on the same files:
+locally (keep_local_days=0) and encodes with --codec (Opus, the default policy's codec, unless told), so every
+recording is due. Then, in this process, on the same files:
 
-  vicirec full         archive_due(threads=T) on the WAVs: hash + MP3 encode + PUT + catalog updates;
-  vicirec upload-only  archive_due(threads=T) on the same audio pre-encoded to MP3 and placed where VICIdial
-                       leaves compressed files (spool/MP3/<filename>-all.mp3), so nothing is encoded
-                       (pass-through): hash + PUT with the SHA-256 the server verifies + read-back of the
-                       checksum from the PUT's answer + the catalog's hash chain, claims and custody log;
-  baseline put only    those MP3 bytes with plain boto3 put_object(ChecksumAlgorithm="SHA256",
-                       ChecksumSHA256=...) to another bucket, T threads (ThreadPoolExecutor). The SHA-256 is
-                       computed in the timed part (an uploader has to hash to send the header). This is the
-                       baseline the goal is set against;
-  baseline put+head    the same, each PUT followed by head_object(ChecksumMode="ENABLED"): what an uploader
-                       that reads the checksum back with a second request does;
-  baseline same shape  put+head with vicirec's request shape too (If-None-Match: * and six x-amz-meta-*
-                       headers).
+  full                 archive_due(threads=T) on the WAVs: hash + encode + PUT + server-verified checksum +
+                       catalog (plans, claims, marks, custody log), the process on every CPU it has;
+  full_1cpu            the same, every thread of the process pinned to one CPU (sched_setaffinity): the
+                       single-core rate (one usable CPU: no encoder processes, as on a 1-CPU machine);
+  full_threads         the same on every CPU, encoding in the upload threads (VICIREC_ENCODE_PROCESSES=0)
+                       instead of the encoder processes (recordings.lib.encoders);
+  baseline_same_work   the same work written plainly: read the WAV, hashlib.sha256 it, encode it with the
+                       same encoder and settings (recordings.lib.opus.OggOpusWriter, or lameenc as
+                       recordings.lib.codec sets it up), SHA-256 the output, boto3 put_object with
+                       ChecksumSHA256, T threads (ThreadPoolExecutor);
+  upload_only          archive_due(threads=T) on the same audio pre-encoded to MP3 and placed where VICIdial
+                       leaves compressed files (spool/MP3/<filename>-all.mp3), linked --upload-copies times
+                       under other names so a round lasts long enough to time: nothing is encoded
+                       (pass-through): hash + PUT with the SHA-256 the server verifies + the checksum read
+                       back from the PUT's answer + the catalog's hash chain, claims and custody log;
+  baseline_put_only    those MP3 bytes with plain boto3 put_object(ChecksumAlgorithm="SHA256",
+                       ChecksumSHA256=...) to another bucket, T threads; the SHA-256 is computed in the
+                       timed part (an uploader has to hash to send the header);
+  (--extra-baselines)  put_only followed by head_object(ChecksumMode="ENABLED"), and that again with
+                       vicirec's request shape (If-None-Match: * and six x-amz-meta-* headers).
 
-ratio_upload_only is the apples-to-apples figure (goal >= 0.8): the same bytes, the same checksum, the same
-concurrency, one request per recording on both sides. Each round runs both sides back to back, so the ratio
-of a round (baseline put-only seconds / vicirec upload-only seconds) compares them under the same load on a
-machine whose speed drifts; ratio_upload_only is the median of the rounds' ratios (all of them are in
-paired_ratios_upload_only), ratio_upload_only_best the fastest run of each side against each other.
-ratio_full is the full pipeline against the same baseline (which does not encode).
+Ratios (each the median of per-round ratios; every round runs both sides of a pair back to back, in the
+other order every other round, so a machine whose speed drifts, or that other work shares, is compared
+with itself; every round's ratio is in the JSON, with the load average after each round):
 
-Every measurement runs --repeat times on fresh keys and fresh catalog rows; rates and phase tables are of
-the fastest run. Both sides are warmed up first (bucket volumes grown, boto3 clients and endpoints created).
-vicirec runs are instrumented by wrapping functions from outside (no code change; its cost is on vicirec's
-side): per-phase thread-seconds, SQL statements, commits and new database connections.
+  ratio_upload_only        baseline_put_only seconds / upload_only seconds       goal >= 1.0
+  ratio_full_2cpu_vs_1cpu  full_1cpu seconds / full seconds                       goal >= 1.6
+  ratio_full_vs_same_work  baseline_same_work seconds / full seconds              goal >= 1.0
+  ratio_full_processes_vs_threads  full_threads seconds / full seconds
+
+Before each round a probe measures how many CPUs' worth the machine gives right now (one process spinning
+0.3 CPU-seconds, then two at once: 1.0 means other work takes a whole core, 2.0 both are ours): no
+2-CPU/1-CPU ratio of that round can exceed it. It is in load_average.spare_cpus_per_round.
+
+Rates are of the median run; phase tables of the fastest. vicirec runs are instrumented by wrapping
+functions from outside (no code change; its cost is on vicirec's side): per-phase thread-seconds, SQL
+statements, commits and new database connections. Both sides are warmed up first.
 
 The two sides differ in one request detail: botocore sends every PutObject with "Expect: 100-continue" and
 waits for the server's "100 Continue" before the body; vicirec sends bodies up to 1 MiB straight away
@@ -44,6 +58,7 @@ from __future__ import annotations
 import argparse
 import base64
 import hashlib
+import io
 import json
 import os
 import resource
@@ -68,7 +83,6 @@ from _setup import django_on_sqlite, peak_rss_mb  # noqa: E402
 from tests.s3server import S3Server, make_bucket, seaweedfs  # noqa: E402
 
 CHUNK = 1024 * 1024
-GOAL_RATIO = 0.8
 ARCHIVE_BUCKET = "vicirec-bench-archive"
 BASELINE_BUCKET = "vicirec-bench-baseline"
 
@@ -114,7 +128,7 @@ def instrumented(phases: Phases) -> Iterator[None]:
     from django.db.backends.base.base import BaseDatabaseWrapper
     from django.db.backends.utils import CursorWrapper
 
-    from recordings.lib import spool, storage
+    from recordings.lib import encoders, spool, storage
     from recordings.pipeline import archive
 
     patches: list[tuple[Any, str, Any]] = []
@@ -135,6 +149,7 @@ def instrumented(phases: Phases) -> Iterator[None]:
     ):
         patch(archive, name, phases.timed(label, getattr(archive, name)))
     patch(spool, "locate", phases.timed("locate on spool", spool.locate))
+    patch(encoders.EncoderPool, "prepare", phases.timed("hash+encode (pool)", encoders.EncoderPool.prepare))
     patch(storage.S3Target, "put", phases.timed("s3: put", storage.S3Target.put))
     patch(storage.S3Target, "confirm", phases.timed("s3: head (confirm)", storage.S3Target.confirm))
     patch(connections, "close_all", phases.timed("db: close_all", connections.close_all))
@@ -176,6 +191,7 @@ TOP_LEVEL = (
     "db: mark archived",
     "locate on spool",
     "hash+encode (prepare)",
+    "hash+encode (pool)",
     "db: record hash chain",
     "s3: put",
     "s3: head (confirm)",
@@ -378,11 +394,116 @@ def run_baseline(
     }
 
 
-def run_vicirec(*, now: datetime, threads: int, expected: int, cpu: CpuMeter) -> dict[str, Any]:
+def _encode_like_vicirec(data: bytes, out: Path, codec: str) -> None:
+    """The same encoder with the same settings as recordings.lib.codec.prepare, on a WAV read whole."""
+    import wave
+
+    import lameenc
+    import numpy as np
+
+    from recordings.lib import opus
+
+    with wave.open(io.BytesIO(data)) as w:
+        rate, channels, pcm = w.getframerate(), w.getnchannels(), w.readframes(w.getnframes())
+    samples = np.frombuffer(pcm, dtype="<i2").reshape(-1, channels)
+    if codec == "opus":
+        writer = opus.OggOpusWriter(out, sample_rate=rate, channels=channels, kbps=opus.DEFAULT_KBPS)
+        writer.write(samples)
+        writer.close()
+        return
+    lame = lameenc.Encoder()
+    lame.set_in_sample_rate(rate)
+    lame.set_out_sample_rate(rate)
+    lame.set_channels(channels)
+    lame.set_bit_rate(24)
+    lame.set_quality(3)
+    out.write_bytes(lame.encode(samples.tobytes()) + lame.flush())
+
+
+def run_same_work(
+    client: Any, wavs: list[Path], *, workdir: Path, prefix: str, threads: int, codec: str, cpu: CpuMeter
+) -> dict[str, Any]:
+    """The same work as vicirec's full pipeline, written plainly: read the WAV, SHA-256 it, encode it with the
+    same encoder and settings, SHA-256 the output and put_object it with ChecksumSHA256, ``threads`` at once."""
+    workdir.mkdir(parents=True, exist_ok=True)
+
+    def one(path: Path) -> None:
+        data = path.read_bytes()
+        hashlib.sha256(data).hexdigest()  # the original's hash (vicirec records it in the catalog)
+        out = workdir / f"{path.stem}.{codec}"
+        _encode_like_vicirec(data, out, codec)
+        encoded = out.read_bytes()
+        client.put_object(
+            Bucket=BASELINE_BUCKET,
+            Key=f"{prefix}/{out.name}",
+            Body=encoded,
+            ChecksumAlgorithm="SHA256",
+            ChecksumSHA256=base64.b64encode(hashlib.sha256(encoded).digest()).decode(),
+        )
+        out.unlink()
+
+    with cpu:
+        start = time.perf_counter()
+        with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="same-work") as pool:
+            list(pool.map(one, wavs))
+        wall = time.perf_counter() - start
+    return {"seconds": wall, **cpu.per_recording(len(wavs))}
+
+
+def _spin(seconds: float) -> None:
+    end = time.process_time() + seconds
+    while time.process_time() < end:
+        pass
+
+
+def spare_capacity(seconds: float = 0.3) -> float:
+    """How many CPUs' worth this machine gives us right now (1.0-2.0 on two cores): one process spinning
+    ``seconds`` of CPU, then two at once; other work on the machine takes the rest. The ceiling on any
+    2-CPU/1-CPU ratio measured in the same round."""
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("fork")
+    walls = []
+    for count in (1, 2):
+        procs = [ctx.Process(target=_spin, args=(seconds,)) for _ in range(count)]
+        start = time.perf_counter()
+        for proc in procs:
+            proc.start()
+        for proc in procs:
+            proc.join()
+        walls.append(time.perf_counter() - start)
+    return round(2 * walls[0] / walls[1], 2)
+
+
+@contextmanager
+def pinned(cpus: set[int] | None) -> Iterator[None]:
+    """Every thread of this process (and the threads they start) on ``cpus``; None leaves it as it is."""
+    if cpus is None:
+        yield
+        return
+    before = os.sched_getaffinity(0)
+
+    def each_thread(mask: set[int]) -> None:
+        for tid in os.listdir("/proc/self/task"):
+            try:
+                os.sched_setaffinity(int(tid), mask)
+            except (ProcessLookupError, PermissionError):
+                pass  # a thread that just ended
+
+    each_thread(cpus)
+    try:
+        yield
+    finally:
+        each_thread(before)
+
+
+def run_vicirec(
+    *, now: datetime, threads: int, expected: int, cpu: CpuMeter, cpus: set[int] | None = None
+) -> dict[str, Any]:
     from recordings.pipeline.archive import archive_due
 
     phases = Phases()
-    with instrumented(phases), cpu:
+    with instrumented(phases), pinned(cpus), cpu:
         start = time.perf_counter()
         report = archive_due(now=now, node="", threads=threads)
         wall = time.perf_counter() - start
@@ -451,6 +572,13 @@ def main() -> int:
     parser.add_argument("--threads", type=int, default=4, help="uploads at once, both sides")
     parser.add_argument("--repeat", type=int, default=5, help="rounds, each running every side once on fresh keys")
     parser.add_argument("--warmup", type=int, default=10, help="files uploaded by both sides before timing")
+    parser.add_argument("--codec", choices=("opus", "mp3"), default="opus", help="the full pipeline's codec")
+    parser.add_argument(
+        "--upload-copies", type=int, default=5, help="upload-only uploads the MP3s this many times under other names"
+    )
+    parser.add_argument(
+        "--extra-baselines", action="store_true", help="also time boto3 put+head and put+head with vicirec's headers"
+    )
     parser.add_argument(
         "--profile",
         metavar="FILE.pstats",
@@ -501,7 +629,22 @@ def main() -> int:
     return 0
 
 
+def _load() -> str:
+    one, five, fifteen = os.getloadavg()
+    return f"{one:.2f} {five:.2f} {fifteen:.2f}"
+
+
+def _spread(values: list[float]) -> dict[str, Any]:
+    return {
+        "median": round(statistics.median(values), 3),
+        "min": round(min(values), 3),
+        "max": round(max(values), 3),
+        "rounds": [round(v, 3) for v in values],
+    }
+
+
 def run(args: argparse.Namespace, server: S3Server, home: Path, spool: Path) -> dict[str, Any]:
+    from django.test import override_settings
     from django.utils import timezone
 
     from recordings.lib.codec import prepare
@@ -510,8 +653,10 @@ def run(args: argparse.Namespace, server: S3Server, home: Path, spool: Path) -> 
 
     (spool / "MP3").mkdir()
     rss: dict[str, float] = {"after_setup": round(peak_rss_mb(), 1)}
+    load = {"start": _load()}
 
-    # corpus: N WAVs, and the same audio as MP3 in VICIdial's compressed layout (encoded outside timing)
+    # corpus: N WAVs, and the same audio as MP3 in VICIdial's compressed layout (encoded outside timing),
+    # linked --upload-copies times under other names: an upload-only round is long enough to measure
     start = time.perf_counter()
     wavs = synthesize(spool, args.files, args.seconds)
     synth_s = time.perf_counter() - start
@@ -523,16 +668,23 @@ def run(args: argparse.Namespace, server: S3Server, home: Path, spool: Path) -> 
         prepared = prepare(wav, codec="mp3", workdir=encode_dir)
         mp3s.append(prepared.output_path.rename(spool / "MP3" / f"{mp3_name(i)}-all.mp3"))
     encode_s = time.perf_counter() - start  # one thread, sequential: the pure hash+encode cost
+    for i in range(args.files, args.files * args.upload_copies):
+        target = spool / "MP3" / f"{mp3_name(i)}-all.mp3"
+        os.link(mp3s[i % args.files], target)
+        mp3s.append(target)
+    n_up = len(mp3s)
     wav_bytes = sum(p.stat().st_size for p in wavs)
     mp3_bytes = sum(p.stat().st_size for p in mp3s)
     rss["after_corpus"] = round(peak_rss_mb(), 1)
 
     campaign = Campaign.objects.create(kind="outbound", campaign_id="BENCH", name="Benchmark")
-    make_policy(campaign=campaign, keep_local_days=0, retain_days=3650, codec="mp3")
+    make_policy(campaign=campaign, keep_local_days=0, retain_days=3650, codec=args.codec)
     now = timezone.now()
     client = baseline_client(server)
     cpu = CpuMeter(server.proc.pid)
     next_id = 1_000_000
+    all_cpus = os.sched_getaffinity(0)
+    one_cpu = {min(all_cpus)}
 
     def rows(names: list[str]) -> None:
         nonlocal next_id
@@ -543,48 +695,98 @@ def run(args: argparse.Namespace, server: S3Server, home: Path, spool: Path) -> 
     warm = min(args.warmup, args.files)
     if warm:
         run_baseline(client, mp3s[:warm], prefix="warmup", threads=args.threads, head=True, same_shape=False, cpu=cpu)
+        run_same_work(
+            client, wavs[:warm], workdir=home / "same", prefix="warmup", threads=args.threads, codec=args.codec, cpu=cpu
+        )
         rows([mp3_name(i) for i in range(warm)])
         run_vicirec(now=now, threads=args.threads, expected=warm, cpu=cpu)
+        rows([wav_name(i) for i in range(warm)])  # and the encoder processes' forkserver started
+        run_vicirec(now=now, threads=args.threads, expected=warm, cpu=cpu)
 
-    runs: dict[str, list[dict[str, Any]]] = {
-        k: [] for k in ("baseline_put_only", "baseline_put_head", "baseline_same_shape", "upload_only", "full")
-    }
+    sides = (
+        "baseline_put_only",
+        "upload_only",
+        "full_1cpu",
+        "full",
+        "baseline_same_work",
+        "full_threads",
+        "baseline_put_head",
+        "baseline_same_shape",
+    )
+    runs: dict[str, list[dict[str, Any]]] = {k: [] for k in sides}
+    common = {"threads": args.threads, "cpu": cpu}
+
+    def side(key: str, r: int) -> dict[str, Any]:
+        if key == "baseline_put_only":
+            return run_baseline(client, mp3s, prefix=f"r{r}/put-only", head=False, same_shape=False, **common)
+        if key == "baseline_put_head":
+            return run_baseline(client, mp3s, prefix=f"r{r}/put-head", head=True, same_shape=False, **common)
+        if key == "baseline_same_shape":
+            return run_baseline(client, mp3s, prefix=f"r{r}/same-shape", head=True, same_shape=True, **common)
+        if key == "baseline_same_work":
+            return run_same_work(
+                client, wavs, workdir=home / "same", prefix=f"r{r}/same-work", codec=args.codec, **common
+            )
+        if key == "upload_only":
+            rows([mp3_name(i) for i in range(n_up)])
+            return run_vicirec(now=now, expected=n_up, **common)
+        rows([wav_name(i) for i in range(args.files)])
+        if key == "full_threads":  # encoding in the upload threads, as before the encoder processes
+            with override_settings(VICIREC_ENCODE_PROCESSES=0):
+                return run_vicirec(now=now, expected=args.files, **common)
+        return run_vicirec(now=now, expected=args.files, cpus=one_cpu if key == "full_1cpu" else None, **common)
+
+    # A/B/A/B: each pair runs back to back, in the other order every other round, so drift cancels out
+    pairs = [
+        ("baseline_put_only", "upload_only"),
+        ("full_1cpu", "full"),
+        ("baseline_same_work", "full"),
+        ("full_threads", "full"),
+    ]
+    round_loads, capacity = [], []
     for r in range(args.repeat):
-        common = {"threads": args.threads, "cpu": cpu}
-        runs["baseline_put_head"].append(
-            run_baseline(client, mp3s, prefix=f"r{r}/put-head", head=True, same_shape=False, **common)
-        )
-        runs["baseline_put_only"].append(
-            run_baseline(client, mp3s, prefix=f"r{r}/put-only", head=False, same_shape=False, **common)
-        )
-        runs["baseline_same_shape"].append(
-            run_baseline(client, mp3s, prefix=f"r{r}/same-shape", head=True, same_shape=True, **common)
-        )
-        for key, names in (("upload_only", mp3_name), ("full", wav_name)):
-            rows([names(i) for i in range(args.files)])
-            runs[key].append(run_vicirec(now=now, threads=args.threads, expected=args.files, cpu=cpu))
-            rss[f"after_{key}_{r}"] = round(peak_rss_mb(), 1)
+        capacity.append(spare_capacity())
+        order: list[str] = []
+        for a, b in pairs:
+            order += [a, b] if r % 2 == 0 else [b, a]
+        seen: set[str] = set()
+        for key in order:
+            if key == "full" and "full" in seen:
+                continue  # one full run per round serves both of its pairs
+            seen.add(key)
+            runs[key].append(side(key, r))
+        if args.extra_baselines:
+            for key in ("baseline_put_head", "baseline_same_shape"):
+                runs[key].append(side(key, r))
+        rss[f"after_round_{r}"] = round(peak_rss_mb(), 1)
+        round_loads.append(_load())
+    load["rounds"] = round_loads
+    load["spare_cpus_per_round"] = capacity
 
     profile: dict[str, Any] | None = None
     if args.profile:
-        rows([mp3_name(i) for i in range(args.files)])
-        profile = profile_upload_only(Path(args.profile), now=now, files=args.files)
+        rows([mp3_name(i) for i in range(n_up)])
+        profile = profile_upload_only(Path(args.profile), now=now, files=n_up)
 
     archived = Recording.objects.filter(state=Recording.State.ARCHIVED).count()
-    expected_archived = warm + 2 * args.files * args.repeat + (args.files if args.profile else 0)
+    expected_archived = 2 * warm + (n_up + 3 * args.files) * args.repeat + (n_up if args.profile else 0)
     if archived != expected_archived:
         raise RuntimeError(f"{archived} recordings archived, expected {expected_archived}")
 
-    n = args.files
+    runs = {k: v for k, v in runs.items() if v}
     best = {k: min(v, key=lambda run: run["seconds"]) for k, v in runs.items()}
+    counts = {k: args.files if k.startswith("full") or k == "baseline_same_work" else n_up for k in runs}
 
     def rate(key: str, mb: float) -> dict[str, Any]:
         seconds = best[key]["seconds"]
+        times = [run["seconds"] for run in runs[key]]
         out = {
             "seconds": round(seconds, 3),
-            "all_runs_s": [round(run["seconds"], 3) for run in runs[key]],
-            "recordings_per_s": round(n / seconds, 1),
-            "mb_per_s": round(mb / seconds, 2),
+            "median_s": round(statistics.median(times), 3),
+            "all_runs_s": [round(t, 3) for t in times],
+            "recordings_per_s": round(counts[key] / statistics.median(times), 1),
+            "best_recordings_per_s": round(counts[key] / seconds, 1),
+            "mb_per_s": round(mb / statistics.median(times), 2),
         }
         for extra in (
             "client_cpu_ms_per_recording",
@@ -597,40 +799,49 @@ def run(args: argparse.Namespace, server: S3Server, home: Path, spool: Path) -> 
                 out[extra] = best[key][extra]
         return out
 
+    def paired(numerator: str, denominator: str) -> list[float]:
+        return [a["seconds"] / b["seconds"] for a, b in zip(runs[numerator], runs[denominator], strict=True)]
+
     result: dict[str, Any] = {
         "bench": "archive",
         "corpus": {
-            "files": n,
+            "files": args.files,
+            "upload_only_files": n_up,
             "seconds_each": args.seconds,
+            "codec": args.codec,
             "wav_mb": round(wav_bytes / 1e6, 2),
-            "mp3_mb": round(mp3_bytes / 1e6, 2),
+            "mp3_mb_upload_only": round(mp3_bytes / 1e6, 2),
             "synthesis_s": round(synth_s, 2),
-            "encode_only_1_thread_s": round(encode_s, 2),
-            "encode_ms_per_recording": round(1000 * encode_s / n, 2),
+            "mp3_encode_only_1_thread_s": round(encode_s, 2),
         },
         "threads": args.threads,
         "repeat": args.repeat,
-        "cpus": os.cpu_count(),
-        "vicirec_full": rate("full", wav_bytes / 1e6) | {"note": "mb_per_s of original WAV"},
-        "vicirec_upload_only": rate("upload_only", mp3_bytes / 1e6) | {"note": "mb_per_s of the MP3 files"},
-        "baseline_put_head": rate("baseline_put_head", mp3_bytes / 1e6),
-        "baseline_put_only": rate("baseline_put_only", mp3_bytes / 1e6),
-        "baseline_same_shape": rate("baseline_same_shape", mp3_bytes / 1e6),
+        "cpus": sorted(all_cpus),
+        "load_average": load,
     }
-    base = result["baseline_put_only"]["recordings_per_s"]
-    paired = [b["seconds"] / v["seconds"] for b, v in zip(runs["baseline_put_only"], runs["upload_only"], strict=True)]
-    result["paired_ratios_upload_only"] = [round(ratio, 3) for ratio in paired]
-    result["ratio_upload_only"] = round(statistics.median(paired), 3)
-    result["ratio_upload_only_best"] = round(result["vicirec_upload_only"]["recordings_per_s"] / base, 3)
-    result["ratio_full"] = round(result["vicirec_full"]["recordings_per_s"] / base, 3)
-    result["ratio_upload_only_vs_put_head"] = round(
-        result["vicirec_upload_only"]["recordings_per_s"] / result["baseline_put_head"]["recordings_per_s"], 3
-    )
-    result["ratio_upload_only_vs_same_shape"] = round(
-        result["vicirec_upload_only"]["recordings_per_s"] / result["baseline_same_shape"]["recordings_per_s"], 3
-    )
-    result["goal_ratio"] = GOAL_RATIO
-    result["goal_met"] = result["ratio_upload_only"] >= GOAL_RATIO
+    for key in runs:
+        mb = wav_bytes if key.startswith("full") or key == "baseline_same_work" else mp3_bytes
+        result[key] = rate(key, mb / 1e6)
+    goals: dict[str, tuple[list[float], float | None, str]] = {
+        "ratio_upload_only": (paired("baseline_put_only", "upload_only"), 1.0, "plain boto3 put_object"),
+        "ratio_full_2cpu_vs_1cpu": (paired("full_1cpu", "full"), 1.6, "the same full pipeline pinned to one CPU"),
+        "ratio_full_vs_same_work": (
+            paired("baseline_same_work", "full"),
+            1.0,
+            f"read + SHA-256 + {args.codec} (same settings) + put_object(ChecksumSHA256), same threads",
+        ),
+        "ratio_full_processes_vs_threads": (
+            paired("full_threads", "full"),
+            None,
+            "the same full pipeline encoding in its upload threads (VICIREC_ENCODE_PROCESSES=0)",
+        ),
+    }
+    result["paired_rounds"] = {}
+    for name, (values, goal, baseline) in goals.items():
+        met = statistics.median(values) >= goal if goal is not None else None
+        result["paired_rounds"][name] = _spread(values) | {"goal": goal, "met": met, "baseline": baseline}
+        result[name] = round(statistics.median(values), 3)
+    result["goal_met"] = all(r["met"] for r in result["paired_rounds"].values() if r["goal"] is not None)
     result["peak_rss_mb"] = round(peak_rss_mb(), 1)
     result["rss_mb_after"] = rss
     if profile:
@@ -643,31 +854,41 @@ def run(args: argparse.Namespace, server: S3Server, home: Path, spool: Path) -> 
 def print_table(result: dict[str, Any]) -> None:
     c = result["corpus"]
     print(
-        f"\narchive bench: {c['files']} x {c['seconds_each']:g} s WAV ({c['wav_mb']} MB; as MP3 {c['mp3_mb']} MB), "
-        f"{result['threads']} thread(s), {result['repeat']} rounds (rates: the fastest), {result['cpus']} CPUs",
+        f"\narchive bench: {c['files']} x {c['seconds_each']:g} s WAV ({c['wav_mb']} MB, full pipeline to "
+        f"{c['codec']}); upload-only {c['upload_only_files']} MP3s ({c['mp3_mb_upload_only']} MB); "
+        f"{result['threads']} thread(s), {result['repeat']} paired rounds, CPUs {result['cpus']}; "
+        f"load average {result['load_average']['start']} at start, "
+        f"{result['load_average']['rounds'][-1]} at end; spare CPUs per round (1.0-2.0) "
+        f"{result['load_average']['spare_cpus_per_round']}",
         file=sys.stderr,
     )
-    print(f"{'side':<28}{'rec/s':>9}{'MB/s':>9}{'wall s':>9}", file=sys.stderr)
+    print(f"{'side':<36}{'rec/s':>9}{'MB/s':>9}{'median s':>10}  all runs s", file=sys.stderr)
     for key, label in (
-        ("vicirec_full", "vicirec full (encode+up)"),
-        ("vicirec_upload_only", "vicirec upload-only (MP3)"),
+        ("full", "vicirec full, 2 CPUs"),
+        ("full_1cpu", "vicirec full, pinned to 1 CPU"),
+        ("full_threads", "vicirec full, encoding in threads"),
+        ("baseline_same_work", "same-work baseline (boto3)"),
+        ("upload_only", "vicirec upload-only (MP3)"),
         ("baseline_put_only", "boto3 put_object (baseline)"),
         ("baseline_put_head", "boto3 put+head"),
         ("baseline_same_shape", "boto3 put+head, same shape"),
     ):
-        row = result[key]
-        print(f"{label:<28}{row['recordings_per_s']:>9}{row['mb_per_s']:>9}{row['seconds']:>9}", file=sys.stderr)
-    print(
-        f"ratio upload-only {result['ratio_upload_only']}x (median of {len(result['paired_ratios_upload_only'])} "
-        f"rounds, {min(result['paired_ratios_upload_only'])}-{max(result['paired_ratios_upload_only'])}; "
-        f"goal >= {result['goal_ratio']}: {'met' if result['goal_met'] else 'MISSED'}); "
-        f"best against best {result['ratio_upload_only_best']}x; "
-        f"vs put+head {result['ratio_upload_only_vs_put_head']}x; "
-        f"full {result['ratio_full']}x; "
-        f"encode alone {c['encode_ms_per_recording']} ms/recording; peak RSS {result['peak_rss_mb']} MB",
-        file=sys.stderr,
-    )
-    for key in ("vicirec_upload_only", "vicirec_full"):
+        if key in result:
+            row = result[key]
+            print(
+                f"{label:<36}{row['recordings_per_s']:>9}{row['mb_per_s']:>9}{row['median_s']:>10}  "
+                f"{row['all_runs_s']}",
+                file=sys.stderr,
+            )
+    for name, r in result["paired_rounds"].items():
+        print(
+            f"{name:<26} {r['median']}x (median of {len(r['rounds'])} paired rounds, {r['min']}-{r['max']}) "
+            f"vs {r['baseline']}"
+            + (f"; goal >= {r['goal']}: {'met' if r['met'] else 'MISSED'}" if r["goal"] is not None else ""),
+            file=sys.stderr,
+        )
+    print(f"peak RSS {result['peak_rss_mb']} MB", file=sys.stderr)
+    for key in ("upload_only", "full"):
         print(f"{key} phases, per recording: wall ms (summed over threads), share of T x wall, CPU ms", file=sys.stderr)
         for name, row in result[key]["phases"].items():
             print(

@@ -101,7 +101,9 @@ def headline(result: Any) -> str:
     parts = []
     for key, value in result.items():
         if isinstance(value, dict):
-            parts += [f"{key}.{k}={v}" for k, v in value.items() if k.startswith("ratio")]
+            parts += [
+                f"{key}.{k}={v}" for k, v in value.items() if k.startswith("ratio") and not isinstance(v, dict | list)
+            ]
         elif key.startswith("ratio") or key.startswith("goal_met"):
             parts.append(f"{key}={value}")
     return " ".join(parts)

@@ -53,7 +53,15 @@ class Source:
 def sources() -> dict[str, Source]:
     """The tables the ledger copies, by entry kind."""
     from holds.models import LegalHold
-    from retention.models import DeletionCertificate, ErasureCertificate, PolicyProposal, RetentionPolicy
+    from retention.models import (
+        DeletionCertificate,
+        DispositionBatch,
+        DispositionDecision,
+        DispositionItem,
+        ErasureCertificate,
+        PolicyProposal,
+        RetentionPolicy,
+    )
 
     found = [
         Source("custody_event", RecordingEvent, "recording_id"),
@@ -63,6 +71,9 @@ def sources() -> dict[str, Source]:
         Source("hold_history", LegalHold.history.model, None),
         Source("policy_history", RetentionPolicy.history.model, None),
         Source("proposal_history", PolicyProposal.history.model, None),
+        Source("disposition_batch", DispositionBatch, None),
+        Source("disposition_item", DispositionItem, "recording_id"),
+        Source("disposition_decision", DispositionDecision, None),
     ]
     return {s.kind: s for s in found}
 

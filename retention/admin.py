@@ -419,3 +419,6 @@ class ErasureCertificateAdmin(ReadOnlyAdmin):
     search_fields = ("=recording__recording_id", "=run")
     paginator = BoundedPaginator
     show_full_result_count = False
+
+
+from retention import review_admin  # noqa: E402, F401  disposition review (its own module)

@@ -448,3 +448,76 @@ class ErasureCertificate(PermanentRecord):
 
     def __str__(self) -> str:
         return f"erasure certificate for recording {self.recording_id} ({self.erased_at:%Y-%m-%d})"
+
+
+# --- disposition review: record classes whose deletions wait for a Legal approver's sign-off -----------------
+
+
+class DispositionBatch(PermanentRecord):
+    """What retention would delete of one reviewed record class (``VICIREC_REVIEW_CLASSES``), put to a Legal
+    approver. Open while any of its items waits for a decision; retention adds newly due recordings to the
+    open batch of their class and opens the next one when every item is decided. Permanent, ledgered."""
+
+    record_class = models.CharField(max_length=30, choices=classes.CHOICES)
+    number = models.PositiveIntegerField(help_text="The class's batches, counted from 1.")
+    opened_at = models.DateTimeField(db_index=True)
+    run = models.CharField(max_length=100, help_text="The enforce_retention run that opened it.")
+
+    class Meta:
+        ordering = ["-opened_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["record_class", "number"], name="disposition_batch_class_number")
+        ]
+
+    def __str__(self) -> str:
+        return f"disposition batch {self.record_class} #{self.number}"
+
+
+class DispositionItem(PermanentRecord):
+    """One recording in a disposition batch: what would go, its bytes and why (the policy that expired it).
+    Written once; its decision is a separate permanent row (DispositionDecision), since a ledgered row never
+    changes."""
+
+    batch = models.ForeignKey(DispositionBatch, on_delete=models.PROTECT, related_name="items")
+    recording = models.ForeignKey("recordings.Recording", on_delete=models.PROTECT, related_name="disposition_items")
+    added_at = models.DateTimeField()
+    run = models.CharField(max_length=100)
+    bytes = models.PositiveBigIntegerField(default=0, help_text="What deleting it frees (stored, else original).")
+    call_time = models.DateTimeField(null=True)
+    reason = models.CharField(max_length=500, help_text="Why retention would delete it: age, policy, record class.")
+
+    class Meta:
+        ordering = ["recording_id"]
+
+    def __str__(self) -> str:
+        return f"recording {self.recording_id} in {self.batch}"
+
+
+class DispositionDecision(PermanentRecord):
+    """A decision on one disposition item: a Legal approver's approval or exclusion (step 1, once per item,
+    with a reason), or the lapse of an approval that retention could not carry out because, at the moment of
+    deletion, the recording was held or no longer expired (step 2: it goes back to review)."""
+
+    class Decision(models.TextChoices):
+        APPROVE = "approve", "Approved for deletion"
+        EXCLUDE = "exclude", "Excluded: keep"
+        LAPSED = "lapsed", "Approval lapsed (held or no longer expired at deletion)"
+
+    REVIEW, LAPSE = 1, 2
+
+    item = models.ForeignKey(DispositionItem, on_delete=models.PROTECT, related_name="decisions")
+    step = models.PositiveSmallIntegerField(default=REVIEW)
+    decision = models.CharField(max_length=7, choices=Decision.choices)
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    decided_by_name = models.CharField(max_length=200)
+    reason = models.TextField()
+    at = models.DateTimeField(db_index=True)
+
+    class Meta:
+        ordering = ["at", "pk"]
+        constraints = [models.UniqueConstraint(fields=["item", "step"], name="disposition_decision_once")]
+
+    def __str__(self) -> str:
+        return f"{self.get_decision_display()} by {self.decided_by_name}: {self.item}"

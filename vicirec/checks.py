@@ -109,6 +109,23 @@ def check_archive_folder(app_configs: Sequence[AppConfig] | None = None, **kwarg
 
 
 @checks.register(TAG)
+def check_review_classes(app_configs: Sequence[AppConfig] | None = None, **kwargs: Any) -> list[CheckMessage]:
+    """E006: every class named in VICIREC_REVIEW_CLASSES is a record class (a typo would review nothing)."""
+    from retention.classes import RECORD_CLASSES
+
+    unknown = [key for key in settings.VICIREC_REVIEW_CLASSES if key not in RECORD_CLASSES]
+    if not unknown:
+        return []
+    return [
+        checks.Error(
+            f"VICIREC_REVIEW_CLASSES names unknown record classes: {', '.join(unknown)}.",
+            hint=f"Use keys of retention/classes.py: {', '.join(RECORD_CLASSES)}.",
+            id="vicirec.E006",
+        )
+    ]
+
+
+@checks.register(TAG)
 def check_default_policy(app_configs: Sequence[AppConfig] | None = None, **kwargs: Any) -> list[CheckMessage]:
     """E004: the default retention policy is one the policy form would accept.
 

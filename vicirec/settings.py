@@ -163,11 +163,17 @@ VICIREC_MISSING_RETRY_MINUTES = env_int("VICIREC_MISSING_RETRY_MINUTES", 30, min
 # A file must have kept its size and mtime this long before it is compressed or uploaded.
 VICIREC_SETTLE_SECONDS = env_int("VICIREC_SETTLE_SECONDS", 60, minimum=0)
 VICIREC_UPLOAD_THREADS = env_int("VICIREC_UPLOAD_THREADS", 4, minimum=1)
+# Worker processes that encode WAVs for the upload threads (recordings.lib.encoders): -1 (default) one per
+# CPU this process may use when it may use two or more, 0 to encode in the upload threads themselves.
+VICIREC_ENCODE_PROCESSES = env_int("VICIREC_ENCODE_PROCESSES", -1, minimum=-1)
 VICIREC_CLAIM_LEASE_SECONDS = env_int("VICIREC_CLAIM_LEASE_SECONDS", 900, minimum=30)
 VICIREC_DEFAULT_CODEC = env_choice("VICIREC_CODEC", "opus", ("mp3", "opus", "flac", "none"))
 VICIREC_DEFAULT_KEEP_LOCAL_DAYS = env_int("VICIREC_DEFAULT_KEEP_LOCAL_DAYS", 3)
 VICIREC_DEFAULT_RETAIN_DAYS = env_int("VICIREC_DEFAULT_RETAIN_DAYS", 7 * 365 + 2, minimum=1)
 VICIREC_RETENTION_MAX_SHARE = env_float("VICIREC_RETENTION_MAX_SHARE", 0.05, maximum=1.0)
+# Record classes (retention/classes.py keys, comma-separated) whose deletions wait for a Legal approver's
+# sign-off in a disposition batch (recordings/pipeline/disposition.py). Default: none.
+VICIREC_REVIEW_CLASSES = [key.strip() for key in env_list("VICIREC_REVIEW_CLASSES", [], sep=",") if key.strip()]
 # Storage prices (USD) that differ from the list prices in recordings/lib/pricing.py: any VICIREC_PRICE_*
 # variable, e.g. VICIREC_PRICE_S3_STANDARD_GB_MONTH=0.021 for a negotiated rate.
 VICIREC_PRICES = {name: env_float(name, 0.0) for name in sorted(os.environ) if name.startswith("VICIREC_PRICE_")}

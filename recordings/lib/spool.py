@@ -227,9 +227,15 @@ def locate_all(
     copies: list[Found] = []
     folders = spool_folders(spools)
     for spool in folders:
+        present: dict[str, bool] = {}  # VICIdial's folders (MP3/, ORIG/ …) this spool has: most have few
         for relative, kind in candidates(name, location, day):
-            if listing is not None and not listing.may_exist(spool, relative):
-                continue
+            if listing is not None:  # a batch's listing answers for every folder at once
+                if not listing.may_exist(spool, relative):
+                    continue
+            else:
+                folder = relative.split("/", 1)[0] if "/" in relative else ""
+                if folder and not present.setdefault(folder, os.path.isdir(spool / folder)):
+                    continue  # nothing below a folder that is not there (a dangling symlink to one included)
             checked = _check(spool, relative, kind, problems)
             if isinstance(checked, NotFound):
                 return checked

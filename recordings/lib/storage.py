@@ -27,15 +27,17 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import io
 import os
 import re
 import tempfile
 from collections.abc import Iterable, Iterator
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path, PurePosixPath
 from typing import IO, Any, Literal, Protocol
-from urllib.parse import quote
+from urllib.parse import quote, unquote, urlsplit
 
 from botocore.exceptions import (
     BotoCoreError,
@@ -43,10 +45,20 @@ from botocore.exceptions import (
     HTTPClientError,
     NoCredentialsError,
     PartialCredentialsError,
+    ReadTimeoutError,
 )
 from botocore.exceptions import ConnectionError as BotoConnectionError
 
 from recordings.lib.hashing import hash_file
+
+try:  # boto's C runtime: optional, PutObject goes through it when it is installed (see _CrtPut)
+    from awscrt import auth as crt_auth
+    from awscrt import http as crt_http
+    from awscrt import io as crt_io
+    from awscrt import s3 as crt_s3
+    from awscrt.exceptions import AwsCrtError
+except ImportError:  # pragma: no cover - awscrt is in requirements.lock
+    crt_s3 = None
 
 CHUNK = 1024 * 1024
 # Single-part uploads only: above this size S3 and R2 refuse a single PUT (R2: 4.995 GiB).
@@ -156,6 +168,7 @@ class ArchiveTarget(Protocol):
     def iter_keys(self, prefix: str = "") -> Iterator[str]: ...
 
     def versions(self, key: str) -> list[tuple[str, str]]: ...
+
     def put_bytes(
         self, key: str, data: bytes, *, content_type: str, retain_until: datetime | None = None
     ) -> tuple[StoredObject, datetime | None]: ...
@@ -402,14 +415,152 @@ def _no_continue_for_small_puts(model: Any, params: dict[str, Any], **kwargs: An
         headers.pop("Expect", None)
 
 
+def _check_uploadable(path: Path, size: int) -> None:
+    """Refuse a file that changed since it was hashed, or that no single PUT can carry."""
+    try:
+        actual_size = path.stat().st_size
+    except OSError as exc:
+        raise StorageError(f"cannot read {path} ({exc.strerror})", permanent=False, code="OSError") from exc
+    if actual_size != size:
+        raise StorageError(
+            f"{path} is {actual_size} bytes but the catalog says {size}; not uploading a file that changed "
+            "after it was hashed. The next run retries.",
+            permanent=False,
+            code="SizeMismatch",
+        )
+    if size > MAX_SINGLE_PUT:
+        raise StorageError(
+            f"{path} is {size} bytes, above the 5 GiB single-upload limit; it cannot be archived with a "
+            "server-verified SHA-256.",
+            permanent=True,
+            code="EntityTooLarge",
+        )
+
+
+# PutObject bodies up to this size go through awscrt (read whole into memory, which its single-request
+# upload does anyway); larger ones stream through botocore. Recordings are far smaller (an hour of Opus at
+# 12 kbps is 5.4 MB), so this bounds each upload thread's memory without changing which path they take.
+CRT_MAX_BODY = 16 * 1024 * 1024
+CRT_MIN_RATE = 100 * 1024  # bytes/s: the slowest upload still waited for (see _CrtPut.per_attempt_s)
+
+
+# Errors awscrt reports by name, not as an S3ResponseError, once its retries of them ran out.
+_CRT_ANSWERS = {
+    "AWS_ERROR_S3_INTERNAL_ERROR": ("InternalError", 500),
+    "AWS_ERROR_S3_SLOW_DOWN": ("SlowDown", 503),
+    "AWS_ERROR_S3_REQUEST_TIME_TOO_SKEWED": ("RequestTimeTooSkewed", 403),
+}
+
+
+class _CrtPut:
+    """PutObject through awscrt's S3 client: the request is signed, sent, retried and its answer read in C,
+    off the GIL, where botocore spends about 1 ms of GIL-held Python per request (parameter validation,
+    ~30 event hooks, endpoint rules, SigV4, urllib3, http.client). Same request as S3Target.put sends
+    through botocore: the precomputed ``x-amz-checksum-sha256`` the server verifies, ``If-None-Match: *``,
+    the metadata and storage class; the URL (path- or virtual-hosted style), region and credentials are
+    the boto3 client's own, so one configuration drives both."""
+
+    def __init__(self, client: Any, bucket: str) -> None:
+        # Where botocore would send a PutObject of this bucket (its endpoint rules, once): host and prefix.
+        probe = "vicirec-probe"
+        url = urlsplit(client.generate_presigned_url("put_object", Params={"Bucket": bucket, "Key": probe}))
+        if not url.path.endswith("/" + probe) or url.scheme not in ("http", "https"):
+            raise ValueError(f"unexpected PutObject URL shape {url.scheme}://{url.netloc}{url.path}")
+        self.host, self.prefix = url.netloc, unquote(url.path[: -len(probe)])
+        credentials = client._request_signer._credentials  # botocore's refreshing credentials (role, env, keys)
+        if credentials is None:
+            raise ValueError("no credentials")
+
+        def current() -> Any:
+            frozen = credentials.get_frozen_credentials()
+            return crt_auth.AwsCredentials(frozen.access_key, frozen.secret_key, frozen.token)
+
+        self.signing = crt_s3.create_default_s3_signing_config(
+            region=client.meta.region_name, credential_provider=crt_auth.AwsCredentialsProvider.new_delegate(current)
+        )
+        # as many requests as botocore would make ("total_max_attempts": the first and its retries)
+        attempts = int((client.meta.config.retries or {}).get("total_max_attempts", 5))
+        # awscrt has no read timeout: a request whose connection stalls is given up after what botocore's
+        # connect and read timeouts would allow every attempt, plus its body at CRT_MIN_RATE
+        self.per_attempt_s = float(client.meta.config.connect_timeout or 60) + float(
+            client.meta.config.read_timeout or 60
+        )
+        self.attempts = attempts
+        self.endpoint_url = client.meta.endpoint_url
+        self.client = crt_s3.S3Client(
+            bootstrap=crt_io.ClientBootstrap.get_or_create_static_default(),
+            region=client.meta.region_name,
+            tls_mode=crt_s3.S3RequestTlsMode.ENABLED if url.scheme == "https" else crt_s3.S3RequestTlsMode.DISABLED,
+            signing_config=self.signing,
+            retry_config=crt_s3.S3RetryConfig(max_retries=max(attempts - 1, 0)),
+            connect_timeout_ms=int((client.meta.config.connect_timeout or 60) * 1000),
+        )
+
+    def put(self, key: str, body: bytes, headers: list[tuple[str, str]], sha256_hex: str) -> dict[str, str]:
+        """Send one PUT; the answer's headers (lower-case names). Raises ClientError for an error answer
+        (the same rules as botocore's then apply) and ConnectionError when no answer came."""
+        request = crt_http.HttpRequest(
+            "PUT",
+            quote(self.prefix + key, safe="/~"),
+            crt_http.HttpHeaders([("Host", self.host), ("Content-Length", str(len(body))), *headers]),
+            io.BytesIO(body),
+        )
+        answer: dict[str, str] = {}
+
+        def on_headers(status_code: int, headers: list[tuple[str, str]], **kwargs: Any) -> None:
+            answer.update((name.lower(), value) for name, value in headers)
+
+        deadline = self.attempts * (self.per_attempt_s + len(body) / CRT_MIN_RATE)
+        try:
+            sent = self.client.make_request(
+                type=crt_s3.S3RequestType.DEFAULT,  # one request as given: no multipart, no checksum of its own
+                operation_name="PutObject",
+                request=request,
+                # the payload's SHA-256 is the one we send anyway: signed as is, not computed again
+                signing_config=self.signing.replace(signed_body_value=sha256_hex),
+                on_headers=on_headers,
+            )
+            try:
+                sent.finished_future.result(timeout=deadline)
+            except FutureTimeout:
+                sent.cancel()
+                raise ReadTimeoutError(endpoint_url=self.endpoint_url) from None
+        except crt_s3.S3ResponseError as exc:
+            text = exc.body.decode("utf-8", "replace") if exc.body else ""
+            code = re.search(r"<Code>([^<]*)</Code>", text)
+            message = re.search(r"<Message>([^<]*)</Message>", text)
+            error = {"Code": code[1] if code else str(exc.status_code), "Message": message[1] if message else ""}
+            response = {"Error": error, "ResponseMetadata": {"HTTPStatusCode": exc.status_code}}
+            raise ClientError(response, "PutObject") from exc  # type: ignore[arg-type]
+        except AwsCrtError as exc:
+            if exc.name in _CRT_ANSWERS:  # the server answered this, every time, until the retries ran out
+                code, status = _CRT_ANSWERS[exc.name]
+                response = {
+                    "Error": {"Code": code, "Message": exc.message},
+                    "ResponseMetadata": {"HTTPStatusCode": status},
+                }
+                raise ClientError(response, "PutObject") from exc  # type: ignore[arg-type]
+            raise BotoConnectionError(error=exc.name) from exc
+        return answer
+
+
 class S3Target:
     """A bucket on R2 or S3, driven through the boto3 client that django-storages configured."""
 
-    def __init__(self, client: Any, bucket: str) -> None:
+    def __init__(self, client: Any, bucket: str, *, crt: bool | None = None) -> None:
+        """``crt``: PutObject through awscrt (_CrtPut) when it is installed; None: unless VICIREC_S3_CRT=0."""
         self.client = client
         self.bucket = bucket
         # Last, after botocore's own handler has added the header (registering again is a no-op).
         client.meta.events.register_last("before-call.s3", _no_continue_for_small_puts, unique_id="vicirec-continue")
+        if crt is None:
+            crt = os.environ.get("VICIREC_S3_CRT", "1") != "0"
+        self._crt: _CrtPut | None = None
+        if crt and crt_s3 is not None:
+            try:
+                self._crt = _CrtPut(client, bucket)
+            except (ValueError, AttributeError, AwsCrtError, BotoCoreError):
+                self._crt = None  # botocore alone, as without awscrt
 
     def _open_body(self, path: Path) -> IO[bytes]:
         # The seam where tests inject corruption in flight; botocore streams (and re-seeks on retry).
@@ -430,37 +581,22 @@ class S3Target:
         "" leaves the bucket's default."""
         checksum = _b64_from_hex(sha256_hex)
         extra = {"StorageClass": storage_class} if storage_class else {}
+        _check_uploadable(path, size)
         try:
-            actual_size = path.stat().st_size
-        except OSError as exc:
-            raise StorageError(f"cannot read {path} ({exc.strerror})", permanent=False, code="OSError") from exc
-        if actual_size != size:
-            raise StorageError(
-                f"{path} is {actual_size} bytes but the catalog says {size}; not uploading a file that changed "
-                "after it was hashed. The next run retries.",
-                permanent=False,
-                code="SizeMismatch",
-            )
-        if size > MAX_SINGLE_PUT:
-            raise StorageError(
-                f"{path} is {size} bytes, above the 5 GiB single-upload limit; it cannot be archived with a "
-                "server-verified SHA-256.",
-                permanent=True,
-                code="EntityTooLarge",
-            )
-        try:
-            with self._open_body(path) as body:
-                response = self.client.put_object(
-                    Bucket=self.bucket,
-                    Key=key,
-                    Body=body,
-                    ContentLength=size,
-                    ChecksumAlgorithm="SHA256",
-                    ChecksumSHA256=checksum,
-                    Metadata=_metadata(metadata),
-                    ContentType=content_type,
-                    IfNoneMatch="*",
-                    **extra,
+            if self._crt is not None and size <= CRT_MAX_BODY:
+                response = self._put_crt(
+                    key,
+                    path,
+                    size=size,
+                    checksum=checksum,
+                    sha256_hex=sha256_hex,
+                    metadata=metadata,
+                    content_type=content_type,
+                    storage_class=storage_class,
+                )
+            else:
+                response = self._put_botocore(
+                    key, path, size=size, checksum=checksum, metadata=metadata, content_type=content_type, extra=extra
                 )
         except ClientError as exc:
             code, status = _client_error_code(exc)
@@ -478,6 +614,61 @@ class S3Target:
             version_id=response.get("VersionId") or "",
             server_sha256_hex=_hex_from_b64(response.get("ChecksumSHA256") or ""),
         )
+
+    def _put_botocore(
+        self,
+        key: str,
+        path: Path,
+        *,
+        size: int,
+        checksum: str,
+        metadata: dict[str, str],
+        content_type: str,
+        extra: dict[str, str],
+    ) -> dict[str, Any]:
+        with self._open_body(path) as body:
+            return self.client.put_object(
+                Bucket=self.bucket,
+                Key=key,
+                Body=body,
+                ContentLength=size,
+                ChecksumAlgorithm="SHA256",
+                ChecksumSHA256=checksum,
+                Metadata=_metadata(metadata),
+                ContentType=content_type,
+                IfNoneMatch="*",
+                **extra,
+            )
+
+    def _put_crt(
+        self,
+        key: str,
+        path: Path,
+        *,
+        size: int,
+        checksum: str,
+        sha256_hex: str,
+        metadata: dict[str, str],
+        content_type: str,
+        storage_class: str,
+    ) -> dict[str, Any]:
+        """The same request through awscrt; its answer in the shape botocore's put_object returns."""
+        assert self._crt is not None
+        with self._open_body(path) as body:
+            data = body.read(size)  # the bytes that were hashed, as botocore's ContentLength sends them
+        headers = [
+            ("Content-Type", content_type),
+            ("x-amz-checksum-sha256", checksum),
+            ("x-amz-sdk-checksum-algorithm", "SHA256"),
+            ("If-None-Match", "*"),
+            *((f"x-amz-meta-{name}", value) for name, value in _metadata(metadata).items()),
+            *((("x-amz-storage-class", storage_class),) if storage_class else ()),
+        ]
+        answer = self._crt.put(key, data, headers, sha256_hex)
+        return {
+            "VersionId": answer.get("x-amz-version-id", ""),
+            "ChecksumSHA256": answer.get("x-amz-checksum-sha256", ""),
+        }
 
     def _existing(self, key: str, *, sha256_hex: str, size: int) -> StoredObject:
         """The key was taken (412): identical content counts as stored, anything else is a conflict."""

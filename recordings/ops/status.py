@@ -294,8 +294,7 @@ def last_custody_check() -> dict[str, Any] | None:
     }
 
 
-def pipeline_status(*, now: datetime) -> PipelineStatus:
-    status = PipelineStatus(at=now, backlog=backlog(now), stages=stage_statuses(now), failures=failures())
+def _stalled_stages(status: PipelineStatus, now: datetime) -> None:
     for stage in status.stages:
         if not stage.stalled:
             continue
@@ -310,6 +309,9 @@ def pipeline_status(*, now: datetime) -> PipelineStatus:
             else f": is a qcluster serving cluster '{stage.cluster}' running? (docs/operations.md)"
         )
         status.problems.append(problem)
+
+
+def _failures(status: PipelineStatus) -> None:
     failed = sum(b.failed for b in status.backlog.values())
     if failed > settings.VICIREC_STATUS_MAX_FAILED:
         status.problems.append(
@@ -319,6 +321,9 @@ def pipeline_status(*, now: datetime) -> PipelineStatus:
     permanent = Recording.objects.needing_person().count()
     if permanent:
         status.problems.append(f"{permanent} recordings need a person (errors starting 'needs a person:' in failures)")
+
+
+def _disks(status: PipelineStatus, now: datetime) -> None:
     nodes = {str(_kwargs(s).get("node", "")) for s in Schedule.objects.filter(name__startswith=f"{PREFIX}archive")}
     status.disks = node_disks(nodes, now)
     for node, entry in status.disks.items():
@@ -334,28 +339,34 @@ def pipeline_status(*, now: datetime) -> PipelineStatus:
                 f"{settings.VICIREC_DISK_PRESSURE_PERCENT}%), uploading recordings before their local window ends, "
                 "oldest first; local files are still deleted only after verification"
             )
-    verify_problem = _last_verify_problem()
-    if verify_problem:
-        status.problems.append(verify_problem)
-    empty_spools = _last_sync_empty_spools()
-    if empty_spools:
-        status.problems.append(empty_spools)
-    retention_stop = _last_retention_stop()
-    if retention_stop:
-        status.problems.append(retention_stop)
+
+
+def _custody_and_erasure(status: PipelineStatus, now: datetime) -> None:
     status.custody = last_custody_check()
     if status.custody and not status.custody["ok"]:
         status.problems.append(
             f"the custody ledger check of {status.custody['at']:%Y-%m-%d %H:%M} failed at "
             f"{status.custody['first_problem']} — run verify_custody and investigate (docs/custody-ledger.md)"
         )
-    sync_notice = _last_sync_notice()
-    if sync_notice:
-        status.notices.append(sync_notice)
     status.erasures = erasure_figures(now=now)
     if status.erasures["refused_under_hold"]:
         status.notices.append(
             f"{status.erasures['refused_under_hold']} erasure request(s) refused under legal hold, carried out when "
             "the hold is released: " + "; ".join(erasure_refusals(limit=5))
         )
+
+
+def pipeline_status(*, now: datetime) -> PipelineStatus:
+    """What needs a person (problems) and what is worth knowing (notices), from every stage's own record."""
+    status = PipelineStatus(at=now, backlog=backlog(now), stages=stage_statuses(now), failures=failures())
+    _stalled_stages(status, now)
+    _failures(status)
+    _disks(status, now)
+    for problem in (_last_verify_problem(), _last_sync_empty_spools(), _last_retention_stop()):
+        if problem:
+            status.problems.append(problem)
+    _custody_and_erasure(status, now)
+    sync_notice = _last_sync_notice()
+    if sync_notice:
+        status.notices.append(sync_notice)
     return status

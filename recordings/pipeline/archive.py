@@ -39,6 +39,7 @@ from recordings.custody import transition, transition_batch
 from recordings.lib import spool
 from recordings.lib.codec import CodecError, Prepared, prepare
 from recordings.lib.disk import spool_usage, under_pressure
+from recordings.lib.encoders import EncoderPool, usable_cpus
 from recordings.lib.hashing import hash_file
 from recordings.lib.storage import ArchiveTarget, StorageError, object_key
 from recordings.models import Recording, RecordingQuerySet
@@ -231,12 +232,15 @@ PLAN_BATCH = 8
 ENCODED_AT_ONCE = 32 * 1024 * 1024
 
 
-def archive_batch(jobs: list[_Job], *, codecs: dict[int | None, str], workdir: Path) -> list[str]:
+def archive_batch(
+    jobs: list[_Job], *, codecs: dict[int | None, str], workdir: Path, encode: Callable[..., Prepared] | None = None
+) -> list[str]:
     """Take claimed recordings up to confirmed copies; returns each one's outcome.
 
     Each is found, hashed and encoded; then every plan (hash chain, object key) is on record, in one
     transaction, before a byte of any of them leaves the machine; then they are uploaded one by one. A
-    failure is recorded on its own recording and the others go on.
+    failure is recorded on its own recording and the others go on. ``encode`` takes a WAV to be encoded
+    (an EncoderPool's prepare, in another process); anything else is hashed here (codec.prepare).
     """
     outcomes: dict[int, str] = {}
     waiting = deque(jobs)
@@ -246,7 +250,8 @@ def archive_batch(jobs: list[_Job], *, codecs: dict[int | None, str], workdir: P
             encoded = 0
             while waiting and encoded < ENCODED_AT_ONCE:
                 job = waiting.popleft()
-                outcome = _guarded(job, _prepare, codec=_codec_for(job.recording, codecs), workdir=workdir)
+                codec = _codec_for(job.recording, codecs)
+                outcome = _guarded(job, _prepare, codec=codec, workdir=workdir, encode=encode)
                 if outcome is not None:
                     outcomes[id(job)] = outcome
                     continue
@@ -372,7 +377,7 @@ def _plan(recording: Recording, upload: spool.Found, prepared: Prepared, copies:
     }
 
 
-def _prepare(job: _Job, *, codec: str, workdir: Path) -> str | None:
+def _prepare(job: _Job, *, codec: str, workdir: Path, encode: Callable[..., Prepared] | None = None) -> str | None:
     """Everything before the plan is recorded. Returns the outcome if the recording is done with here
     (adopted, missing, refused, not settled, failed); None when ``job.plan`` is ready."""
     adopted = _adopt(job)
@@ -387,7 +392,9 @@ def _prepare(job: _Job, *, codec: str, workdir: Path) -> str | None:
         return _Outcome.NOT_SETTLED  # the caller gives the claim back
     upload = spool.upload_source(copies)
     try:
-        prepared = job.prepared = prepare(upload.path, codec=codec, workdir=workdir)
+        # a WAV to encode goes to the encoder processes when there are some; a pass-through is only hashed
+        to_encode = encode is not None and codec != "none" and upload.path.suffix.lower() == ".wav"
+        prepared = job.prepared = (encode if to_encode else prepare)(upload.path, codec=codec, workdir=workdir)
         recorded = _copies(copies, upload, prepared)
     except CodecError as exc:  # the bytes are not what a recording should be: retrying will not change them
         return job.fail(f"cannot encode {upload.relative}: {exc}", permanent=True)
@@ -449,6 +456,7 @@ class _Run:
     codecs: dict[int | None, str]
     workdir: Path
     progress: Callable[[int, int], None] | None
+    encoders: EncoderPool | None = None
     report: ArchiveReport = field(default_factory=ArchiveReport)
     left_unsettled: set[int] = field(default_factory=set)  # given back untouched; skipped for the rest of the run
     lock: Lock = field(default_factory=Lock)
@@ -456,7 +464,8 @@ class _Run:
     def work(self, recordings: list[Recording]) -> list[_Job | None]:
         """Runs on an upload thread; returns each job whose copy is confirmed (None for the others)."""
         jobs = [_Job(recording, target=self.target, token=self.token, now=self.now) for recording in recordings]
-        outcomes = archive_batch(jobs, codecs=self.codecs, workdir=self.workdir)
+        encode = self.encoders.prepare if self.encoders else None
+        outcomes = archive_batch(jobs, codecs=self.codecs, workdir=self.workdir, encode=encode)
         for job, outcome in zip(jobs, outcomes, strict=True):
             if outcome == _Outcome.NOT_SETTLED:
                 with self.lock:  # noted before the claim is given back, so this run does not claim it again
@@ -538,7 +547,18 @@ def archive_due(
     past_window = RetentionPolicy.objects.age_condition(now, "keep_local_days")  # policies as of the run's start
     workdir = settings.VICIREC_WORK_DIR / token  # its claim token, so a later run can tell it was left behind
     _remove_dead_runs_folders(settings.VICIREC_WORK_DIR)
-    run = _Run(target=get_target(), token=token, now=now, codecs=_codecs(), workdir=workdir, progress=progress)
+    processes = settings.VICIREC_ENCODE_PROCESSES
+    processes = (usable_cpus() if usable_cpus() > 1 else 0) if processes < 0 else processes
+    encoders = EncoderPool(processes) if processes else None  # its workers start with the first WAV to encode
+    run = _Run(
+        target=get_target(),
+        token=token,
+        now=now,
+        codecs=_codecs(),
+        workdir=workdir,
+        progress=progress,
+        encoders=encoders,
+    )
     pool = _UploadThreads(run.work, threads, enough=batch_size)
 
     def due() -> RecordingQuerySet:
@@ -549,6 +569,8 @@ def archive_due(
         _claim_and_mark(run, pool, due, limit=limit, batch_size=batch_size, claim_size=min(batch_size, 16 * threads))
     finally:
         pool.close()
+        if encoders:
+            encoders.close()
         shutil.rmtree(workdir, ignore_errors=True)
     log.info("archive: %s", run.report.as_dict())
     return run.report

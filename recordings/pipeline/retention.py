@@ -8,6 +8,10 @@ SAFETY RULES
 - A run that would delete more than VICIREC_RETENTION_MAX_SHARE of the archive stops and asks for
   --confirm (a mistyped policy must not empty the bucket).
 - --dry-run walks the same selection and deletes nothing.
+- A record class under disposition review (VICIREC_REVIEW_CLASSES, recordings.pipeline.disposition) is not
+  deleted on its own: its deletable recordings go into a disposition batch, and only the items a Legal
+  approver approved are deleted, and only if the deletion gate's re-check finds them still expired and not
+  held; an excluded item is never deleted by its batch.
 - Every deletion leaves the catalog row in place (state "expired") and writes a permanent deletion
   certificate in the same transaction as the state change. A recording already past its retention when
   it would have been archived is never uploaded (archive.due_for_upload): its local copies are deleted
@@ -34,6 +38,7 @@ from recordings.custody import transition_batch
 from recordings.lib import spool
 from recordings.lib.storage import StorageError
 from recordings.models import Recording, RecordingQuerySet
+from recordings.pipeline import disposition
 from recordings.pipeline.cleanup import recorded_copies
 from recordings.pipeline.target import get_target
 from recordings.pipeline.workqueue import claim, fail, new_token, release, release_dead_claims
@@ -69,11 +74,18 @@ class RetentionReport(Report, limits={"would_delete": 1000, "errors": 20}):
     stopped: str = ""
     stopped_recordings: int = 0
     stopped_share_percent: float = 0.0
+    # Disposition review (reviewed record classes only): recordings added to a batch by this run, recordings
+    # waiting for a Legal approver's decision, and recordings held back at the moment of deletion for want of
+    # a live approval (an approval that lapsed because the recording was held or no longer expired).
+    review_added: int = 0
+    awaiting_review: int = 0
+    review_not_approved: int = 0
 
 
 def deletable(now: datetime) -> RecordingQuerySet:
-    """Expired recordings that no active hold covers: what this stage deletes."""
-    return Recording.objects.expired(now).not_held()
+    """Expired recordings that no active hold covers and that no disposition review holds back (a reviewed
+    record class's recordings go only once approved): what this stage deletes."""
+    return disposition.restrict(Recording.objects.expired(now).not_held())
 
 
 def _policy_snapshot(recording: Recording, default: RetentionPolicy, policies: dict[int, RetentionPolicy]) -> dict:
@@ -187,18 +199,31 @@ def _delete_local_copies(
 def _delete_batch(batch: list[Recording], *, target, token: str, now: datetime, report: RetentionReport) -> None:
     # The deletion gate: one short transaction locks it, takes a lease and re-checks holds; a hold being
     # placed waits for the lease, so it is committed either before this check or after these deletions.
+    # Disposition review is re-checked there too: a reviewed class's recording goes only with a live approval
+    # and while still expired (an approval of a recording held now lapses).
     with transaction.atomic():
         DeletionGate.enter()
-        batch, active_holds = _drop_held(batch, token=token, report=report)
+        free, active_holds = _drop_held(batch, token=token, report=report)
+        held = [r for r in batch if r not in free]
+        batch, review, given_back = disposition.at_deletion(free, held, token=token, now=now, actor=ACTOR)
+        report.review_not_approved += given_back
     try:
-        _delete_checked(batch, active_holds, target=target, token=token, now=now, report=report)
+        _delete_checked(batch, active_holds, target=target, token=token, now=now, report=report, review=review)
     finally:
         DeletionGate.leave()
 
 
 def _delete_checked(
-    batch: list[Recording], active_holds: int, *, target, token: str, now: datetime, report: RetentionReport
+    batch: list[Recording],
+    active_holds: int,
+    *,
+    target,
+    token: str,
+    now: datetime,
+    report: RetentionReport,
+    review: dict[int, dict] | None = None,
 ) -> None:
+    review = review or {}
     default, policies = RetentionPolicy.objects.for_campaign_ids()
     cloud_deleted, failed = _delete_cloud(batch, target)
     local_deleted = _delete_local_copies(batch, failed, token=token, now=now, report=report)
@@ -220,7 +245,10 @@ def _delete_checked(
                 stored_size=r.stored_size,
                 cloud_deleted=r.pk in cloud_deleted,
                 local_deleted=local_deleted[r.pk],
-                policy=_policy_snapshot(r, default, policies),
+                policy={
+                    **_policy_snapshot(r, default, policies),
+                    **({"review": review[r.pk]} if r.pk in review else {}),
+                },
                 hold_check=hold_check,
             )
             for r in moved
@@ -228,8 +256,13 @@ def _delete_checked(
         ledger.append_rows("deletion_certificate", [c.pk for c in certificates])
 
     # One transaction per batch, a fixed number of queries: the state change, certificates, custody log.
+    def detail(r: Recording) -> str:
+        approved = review.get(r.pk)
+        by = f"; approved in {approved['batch_name']} by {approved['approved_by']}" if approved else ""
+        return f"deleted under retention (run {token}); not held at deletion{by}"
+
     moved = transition_batch(
-        [(r, f"deleted under retention (run {token}); not held at deletion") for r in batch if r.pk in local_deleted],
+        [(r, detail(r)) for r in batch if r.pk in local_deleted],
         to=Recording.State.EXPIRED,
         token=token,
         actor=ACTOR,
@@ -261,6 +294,9 @@ def enforce_retention(
     report.expired_total = expired.count()
     report.held = expired.held().count() if report.expired_total else 0
     to_delete = report.expired_total - report.held
+    if report.expired_total and disposition.reviewed_condition() is not None:
+        to_delete = deletable(now).count()  # a reviewed class's recordings count once approved
+    report.awaiting_review = disposition.awaiting_review()
     report.archive_size = _archive_size_for_stop(to_delete, max_share)
     if dry_run:
         report.would_delete = list(deletable(now).order_by("start_time").values_list("pk", flat=True)[:1000])
@@ -276,6 +312,10 @@ def enforce_retention(
         log.warning("retention: %s", report.stopped)
         return report
     release_dead_claims("retention", now=now)
+    if report.expired_total and disposition.reviewed_condition() is not None:
+        report.review_not_approved += disposition.lapse_held(now=now, actor=ACTOR)
+        report.review_added = disposition.build_batches(expired.not_held(), now=now, token=token)
+        report.awaiting_review = disposition.awaiting_review()
     target = get_target()
     cursor = 0  # walk the catalog once in primary-key order, so each batch's query starts where the last ended
     while limit is None or report.deleted + report.failed < limit:

@@ -32,6 +32,7 @@ def roles(db: None) -> None:
     """The groups as the data migration makes them (again: transactional tests flush them)."""
     roles_migration.create_roles(apps, None)
     importlib.import_module("retention.migrations.0006_erasure_roles").grant(apps, None)
+    importlib.import_module("retention.migrations.0009_disposition_roles").grant(apps, None)
     cache.clear()
 
 

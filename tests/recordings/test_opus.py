@@ -37,6 +37,23 @@ def pages(data: bytes) -> list[dict[str, object]]:
     return found
 
 
+def _ogg_crc_bitwise(data: bytes) -> int:
+    """The Ogg spec's CRC, one bit at a time: the reference ogg_crc (through zlib) must agree with."""
+    crc = 0
+    for byte in data:
+        crc ^= byte << 24
+        for _ in range(8):
+            crc = ((crc << 1) ^ 0x04C11DB7) & 0xFFFFFFFF if crc & 0x80000000 else (crc << 1) & 0xFFFFFFFF
+    return crc
+
+
+@pytest.mark.parametrize("size", [0, 1, 27, 255, 4096, 65307])
+def test_ogg_crc_is_the_specs_crc(size: int) -> None:
+    data = np.random.default_rng(size).integers(0, 256, size, dtype=np.uint8).tobytes()
+    assert opus.ogg_crc(data) == _ogg_crc_bitwise(data)
+    assert opus.ogg_crc(bytearray(data)) == _ogg_crc_bitwise(data)
+
+
 def test_the_stream_follows_rfc_7845(tmp_path: Path) -> None:
     wav = tmp_path / "call.wav"
     synthesize_speech_like_wav(wav, seconds=7.3, seed=3)

@@ -230,6 +230,7 @@ def test_metadata_is_made_header_safe(s3_target: S3Target, write_file: Callable[
 def test_small_uploads_skip_the_100_continue_round_trip_and_large_ones_keep_it(
     s3_target: S3Target, write_file: Callable[..., Path]
 ) -> None:
+    s3_target = S3Target(s3_target.client, s3_target.bucket, crt=False)  # botocore's PutObject
     sent: list[tuple[str, str | None]] = []
 
     def capture(request: Any, **kwargs: Any) -> None:
@@ -248,6 +249,27 @@ def test_small_uploads_skip_the_100_continue_round_trip_and_large_ones_keep_it(
     assert sent == [("small.wav", None), ("large.wav", "100-continue")]
     for key, data in (("c1/small.wav", small), ("c1/large.wav", large)):
         assert s3_target.confirm(key, sha256_hex=sha256(data), size=len(data)).ok
+
+
+def test_puts_go_through_awscrt_with_the_same_request(s3_target: S3Target, write_file: Callable[..., Path]) -> None:
+    botocore_puts: list[str] = []
+    s3_target.client.meta.events.register(
+        "before-send.s3.PutObject", lambda request, **kw: botocore_puts.append(request.url), unique_id="test-crt"
+    )
+    try:
+        stored = put(s3_target, "c1/crt call.wav", write_file(), AUDIO, metadata={"Agent Name": "José"})
+        again = put(s3_target, "c1/crt call.wav", write_file(), AUDIO)  # If-None-Match: * answered 412
+        with pytest.raises(StorageError) as caught:
+            put(s3_target, "c1/crt call.wav", write_file(OTHER, "other.wav"), OTHER)
+    finally:
+        s3_target.client.meta.events.unregister("before-send.s3.PutObject", unique_id="test-crt")
+
+    assert s3_target._crt is not None and botocore_puts == []
+    assert stored.server_sha256_hex == sha256(AUDIO) and not stored.already_present
+    assert again.already_present and caught.value.code == "KeyConflict" and caught.value.permanent
+    head = s3_target.client.head_object(Bucket=s3_target.bucket, Key="c1/crt call.wav", ChecksumMode="ENABLED")
+    assert head["Metadata"] == {"agent-name": "Jos%C3%A9"} and head["ContentType"] == "audio/wav"
+    assert s3_target.confirm("c1/crt call.wav", sha256_hex=sha256(AUDIO), size=len(AUDIO)).method == "server-checksum"
 
 
 def test_confirm_rehashes_when_the_server_has_no_checksum(s3_target: S3Target) -> None:

@@ -184,8 +184,14 @@ def test_an_open_call_with_a_clock_in_the_future_does_not_stall_the_catalog(
 
 @pytest.mark.django_db
 def test_a_file_still_being_written_during_upload_waits_and_is_archived_whole_once_settled(
-    spool_dir: Path, archive_s3_settings: str, s3_server: S3Server, monkeypatch: pytest.MonkeyPatch, figures: Figures
+    spool_dir: Path,
+    archive_s3_settings: str,
+    s3_server: S3Server,
+    monkeypatch: pytest.MonkeyPatch,
+    figures: Figures,
+    settings: Any,
 ) -> None:
+    settings.VICIREC_ENCODE_PROCESSES = 0  # the writer is simulated in this process (the check is here either way)
     sales = campaign("GROW")
     r = make_recording(start_time=NOW - timedelta(days=10), campaign=sales)
     path = wav(spool_dir / f"{r.filename}-all.wav", seconds=3)
