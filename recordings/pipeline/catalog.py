@@ -268,6 +268,19 @@ def _text(value: str | None, limit: int) -> str:
     return (value or "").replace("\x00", "\\x00")[:limit]
 
 
+def _dated(row: dict[str, Any], now: datetime) -> tuple[datetime | None, list[str]]:
+    """The call's start time as recording_log gives it (None when unknown or in the future), with notes."""
+    started = _call_time(row)
+    notes = [] if started else ["call time unknown in recording_log; the catalog time stands in for it"]
+    if started is not None and started > now + CLOCK_SKEW:
+        notes.append(
+            f"recording_log dates the call {started:%Y-%m-%d %H:%M} UTC, in the future (a telephony server's "
+            "clock is wrong?); the catalog time stands in for it"
+        )
+        started = None
+    return started, notes
+
+
 def _catalog_entry(
     row: dict[str, Any],
     calls: _CallIndex,
@@ -281,14 +294,7 @@ def _catalog_entry(
     direction, call = calls.call_for(row)
     if row["vicidial_id"] and call is None:
         report.unmatched_calls += 1
-    started = _call_time(row)
-    notes = [] if started else ["call time unknown in recording_log; the catalog time stands in for it"]
-    if started is not None and started > now + CLOCK_SKEW:
-        notes.append(
-            f"recording_log dates the call {started:%Y-%m-%d %H:%M} UTC, in the future (a telephony server's "
-            "clock is wrong?); the catalog time stands in for it"
-        )
-        started = None
+    started, notes = _dated(row, now)
     recording = Recording(
         recording_id=row["recording_id"],
         filename=_text(row["filename"], 255),
