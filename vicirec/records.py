@@ -29,7 +29,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from typing import Any, NoReturn
+from typing import Any, ClassVar, NoReturn
 
 from django.core.exceptions import ValidationError
 from django.db import models, transaction
@@ -125,21 +125,33 @@ class PermanentQuerySet(models.QuerySet):
         _refuse(str(self.model._meta.verbose_name_plural).capitalize(), "changed")
 
 
-class PermanentRecord(models.Model):
-    """Abstract base of an append-only model: a new row may be saved, an existing one never again."""
+class _AppendOnly(models.Model):
+    """A new row may be saved, an existing one never again, and none deleted (``what`` names them)."""
 
-    objects = PermanentQuerySet.as_manager()
+    what: ClassVar[str] = ""  # "" : the model's plural name
 
     class Meta:
         abstract = True
 
     def save(self, *args: Any, **kwargs: Any) -> None:
         if not self._state.adding:
-            _refuse(str(self._meta.verbose_name_plural).capitalize(), "changed")
+            _refuse(self._what(), "changed")
         super().save(*args, **kwargs)
 
     def delete(self, *args: Any, **kwargs: Any) -> NoReturn:
-        _refuse(str(self._meta.verbose_name_plural).capitalize(), "deleted")
+        _refuse(self._what(), "deleted")
+
+    def _what(self) -> str:
+        return self.what or str(self._meta.verbose_name_plural).capitalize()
+
+
+class PermanentRecord(_AppendOnly):
+    """Abstract base of an append-only model: a new row may be saved, an existing one never again."""
+
+    objects = PermanentQuerySet.as_manager()
+
+    class Meta:
+        abstract = True
 
 
 class PermanentHistoricalQuerySet(HistoricalQuerySet):
@@ -156,9 +168,10 @@ class PermanentHistoricalQuerySet(HistoricalQuerySet):
         _refuse("History entries", "deleted")
 
 
-class PermanentHistory(models.Model):
+class PermanentHistory(_AppendOnly):
     """Abstract base of every historical model: append-only, and the acting username kept as text."""
 
+    what = "History entries"
     history_username = models.CharField(
         max_length=150, blank=True, help_text="Who made the change, kept as text so it survives the user."
     )
@@ -166,28 +179,14 @@ class PermanentHistory(models.Model):
     class Meta:
         abstract = True
 
-    def save(self, *args: Any, **kwargs: Any) -> None:
-        if not self._state.adding:
-            _refuse("History entries", "changed")
-        super().save(*args, **kwargs)
 
-    def delete(self, *args: Any, **kwargs: Any) -> NoReturn:
-        _refuse("History entries", "deleted")
-
-
-class PermanentM2MHistory(models.Model):
+class PermanentM2MHistory(_AppendOnly):
     """Abstract base of the history rows of many-to-many changes (a case's recordings, a hold's)."""
+
+    what = "History entries"
 
     class Meta:
         abstract = True
-
-    def save(self, *args: Any, **kwargs: Any) -> None:
-        if not self._state.adding:
-            _refuse("History entries", "changed")
-        super().save(*args, **kwargs)
-
-    def delete(self, *args: Any, **kwargs: Any) -> NoReturn:
-        _refuse("History entries", "deleted")
 
 
 def audit_history(**options: Any) -> HistoricalRecords:

@@ -551,6 +551,19 @@ def _decide(request: ErasureRequest, *, approver: Any, reason: str) -> None:
         raise ValidationError("A decision needs a reason.")
 
 
+def _close(request: ErasureRequest, status: str, *, approver: Any, reason: str, now: datetime) -> None:
+    """Record the decision; from now on the request names no data subject (phone number, lead)."""
+    ErasureRequest.objects.filter(pk=request.pk).update(
+        status=status,
+        decided_at=now,
+        decided_by=approver,
+        decided_by_name=approver.get_username(),
+        decision_reason=reason.strip(),
+        subject_phone="",
+        subject_lead_id=None,
+    )
+
+
 def approve_request(request: ErasureRequest, *, approver: Any, reason: str, now: datetime) -> ErasureReport:
     """A Legal approver (not the requester) approves: the recordings it covers now are erased, those under
     hold refused; the subject's phone number and lead are blanked from the request."""
@@ -562,30 +575,14 @@ def approve_request(request: ErasureRequest, *, approver: Any, reason: str, now:
             .values_list("pk", flat=True)
         )
         ErasureItem.objects.bulk_create(ErasureItem(request=request, recording_id=pk, updated_at=now) for pk in ids)
-        ErasureRequest.objects.filter(pk=request.pk).update(
-            status=ErasureRequest.Status.APPROVED,
-            decided_at=now,
-            decided_by=approver,
-            decided_by_name=approver.get_username(),
-            decision_reason=reason.strip(),
-            subject_phone="",
-            subject_lead_id=None,
-        )
+        _close(request, ErasureRequest.Status.APPROVED, approver=approver, reason=reason, now=now)
     request.refresh_from_db()
     return erase_recordings(now=now, follow=False, recording_ids=ids)
 
 
 def reject_request(request: ErasureRequest, *, approver: Any, reason: str, now: datetime) -> None:
     _decide(request, approver=approver, reason=reason)
-    ErasureRequest.objects.filter(pk=request.pk).update(
-        status=ErasureRequest.Status.REJECTED,
-        decided_at=now,
-        decided_by=approver,
-        decided_by_name=approver.get_username(),
-        decision_reason=reason.strip(),
-        subject_phone="",
-        subject_lead_id=None,
-    )
+    _close(request, ErasureRequest.Status.REJECTED, approver=approver, reason=reason, now=now)
     request.refresh_from_db()
 
 
