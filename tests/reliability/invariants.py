@@ -86,7 +86,8 @@ def sha256_of(path: Path) -> str:
 
 @dataclass(frozen=True)
 class Violation:
-    kind: str  # lost | held_deleted | unverified_deletion | unverified | bad_local | orphan_object | double_upload | uncertified
+    # lost | held_deleted | unverified_deletion | unverified | bad_local | orphan_object | double_upload | uncertified
+    kind: str
     recording_id: int | None
     detail: str
 

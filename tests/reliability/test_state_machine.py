@@ -30,7 +30,8 @@ import pytest
 import time_machine
 from django.db import connections, transaction
 from django.test import override_settings
-from hypothesis import HealthCheck, settings, strategies as st
+from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule, run_state_machine_as_test
 
 from holds.actions import place_hold, release_hold, release_part
