@@ -9,7 +9,7 @@ GUNICORN_ARGS = vicirec.wsgi --chdir $(CURDIR) --bind 127.0.0.1:8000 --workers 2
 # make demo's printed commands carry VICIREC_HOME when it was given, so they open the same demo.
 HOMEVAR = $(if $(VICIREC_HOME),VICIREC_HOME=$(VICIREC_HOME) )
 
-.PHONY: setup demo test lint bench
+.PHONY: setup demo test lint bench soak
 
 # What the codec benchmark's corpus and baselines need: espeak-ng and sox make the call audio, lame is
 # VICIdial's own MP3 encoder, sox also VICIdial's GSM.
@@ -83,3 +83,17 @@ lint: setup
 
 bench: setup $(VENV)/.bench-deps
 	$(PY) bench/run.py
+
+# The soak (docs/reliability.md): the reliability suite and tests/soak at full size on SQLite, then the
+# database-fault part on MariaDB and PostgreSQL; one line of figures at the end (tests/soak/figures.py).
+SOAK_DATABASES ?= mysql://root@127.0.0.1:3306/vicirec_own postgres://postgres@127.0.0.1:5432/vicirec_own
+
+soak: setup
+	@rm -f tests/artifacts/soak-*.json
+	VICIREC_SOAK=full VICIREC_HYPOTHESIS_EXAMPLES=60 $(VENV)/bin/pytest -q -p no:randomly tests/reliability tests/soak \
+	  --deselect tests/reliability/test_hostile_input.py::test_a_200_mb_recording_is_archived_and_verified_with_bounded_memory || exit $$?
+	@for db in $(SOAK_DATABASES); do \
+	  echo "== soak, vicirec's own database: $$db"; \
+	  VICIREC_SOAK=full VICIREC_TEST_DATABASE_URL=$$db $(VENV)/bin/pytest -q -p no:randomly tests/soak/test_db_faults.py || exit $$?; \
+	done
+	@$(PY) tests/soak/figures.py --full

@@ -26,7 +26,14 @@ class Figures:
     invariant_checks: int = 0
     lost: set[int] = field(default_factory=set)
     held_deleted: set[int] = field(default_factory=set)
+    unverified_deletions: set[int] = field(default_factory=set)  # a local file gone with no verified copy
     other_violations: int = 0
+    # The soak's figures (tests/soak/): faults at the other boundaries, and writes seen on VICIdial's wire.
+    db_cuts: int = 0  # connections to vicirec's own database cut by tests/tcpproxy.py mid-transaction
+    broker_outages: int = 0  # Redis stopped and started again under a running qcluster
+    enospc_faults: int = 0  # archive runs whose scratch folder was full
+    clock_jumps: int = 0  # worker processes started with their clock moved back or forward
+    vicidial_writes: int = 0  # statements other than reads sent to VICIdial's database
 
     @property
     def used(self) -> bool:
@@ -39,6 +46,12 @@ class Figures:
             "hostile_inputs_tried": self.hostile_inputs_tried,
             "recordings_lost": len(self.lost),
             "held_recordings_deleted": len(self.held_deleted),
+            "unverified_local_deletions": len(self.unverified_deletions),
+            "db_cuts": self.db_cuts,
+            "broker_outages": self.broker_outages,
+            "enospc_faults": self.enospc_faults,
+            "clock_jumps": self.clock_jumps,
+            "vicidial_writes": self.vicidial_writes,
             "other_violations": self.other_violations,
             "invariant_checks": self.invariant_checks,
         }
@@ -73,7 +86,8 @@ def sha256_of(path: Path) -> str:
 
 @dataclass(frozen=True)
 class Violation:
-    kind: str  # lost | held_deleted | unverified | bad_local | orphan_object | double_upload | uncertified
+    # lost | held_deleted | unverified_deletion | unverified | bad_local | orphan_object | double_upload | uncertified
+    kind: str
     recording_id: int | None
     detail: str
 
@@ -160,6 +174,11 @@ def check_invariants(
             verdict.violations.append(
                 Violation("unverified", r.pk, f"state {r.state} but {r.object_key!r} is not confirmed in the bucket")
             )
+        if not path.exists() and not cloud_ok and not in_flight:
+            # the original left the spool, and no verified copy stands in for it
+            verdict.violations.append(Violation("unverified_deletion", r.pk, f"{base.relative} deleted unverified"))
+        elif r.state == Recording.State.CLEARED and (r.verified_at is None or not cloud_ok):
+            verdict.violations.append(Violation("unverified_deletion", r.pk, "cleared without a verified copy"))
         if local_ok:
             verdict.on_disk += 1
         elif cloud_ok:
@@ -191,6 +210,8 @@ def check_invariants(
             FIGURES.lost.add(v.recording_id)
         elif v.kind == "held_deleted" and v.recording_id is not None:
             FIGURES.held_deleted.add(v.recording_id)
+        elif v.kind == "unverified_deletion" and v.recording_id is not None:
+            FIGURES.unverified_deletions.add(v.recording_id)
         else:
             FIGURES.other_violations += 1
     return verdict
