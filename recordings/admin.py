@@ -145,6 +145,10 @@ def place_hold_from_post(
         return HttpResponseRedirect(back)
     hold = place_hold(reason=form.cleaned_data["reason"], actor=Actor.person(request.user), **covers)
     model_admin.message_user(request, f"{hold} placed{f' on {on}' if on else ''}.", messages.SUCCESS)
+    if getattr(hold, "object_lock_problem", ""):
+        model_admin.message_user(
+            request, f"The bucket refused its Object Lock legal hold: {hold.object_lock_problem}", messages.WARNING
+        )
     return HttpResponseRedirect(back)
 
 

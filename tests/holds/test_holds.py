@@ -161,3 +161,26 @@ def test_covered_is_the_same_set_as_condition_whatever_the_size(limit: int) -> N
         assert expected is None or covered == expected
         if limit > 1:  # all small: the final query filters on ids alone
             assert " OR " not in queries.captured_queries[-1]["sql"]
+
+
+def test_a_hold_stands_when_the_bucket_refuses_its_object_lock(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The bucket failing to set its own legal hold (a fault injected at our storage boundary) must not
+    turn a committed hold into an error: the hold stands, retention honours it, and the problem is said."""
+    from holds import actions
+    from recordings.lib.storage import StorageError
+    from vicirec.actors import Actor
+
+    recording = make_recording(state="cleared", object_key="c/k.mp3", stored_sha256="0" * 64)
+
+    class RefusingBucket:
+        def set_legal_hold(self, key: str, version_id: str, on: bool) -> bool:
+            raise StorageError("SlowDown: reduce your request rate", permanent=False)
+
+    monkeypatch.setattr(actions, "get_target", RefusingBucket)
+    hold = actions.place_hold(reason="complaint", actor=Actor.command("test"), recording_ids=[recording.pk])
+
+    assert "SlowDown" in hold.object_lock_problem
+    assert Recording.objects.filter(pk=recording.pk).held().exists()
+    assert "refused its Object Lock legal hold" in caplog.text

@@ -68,8 +68,12 @@ class Command(StageCommand):
         )
         from recordings.models import Recording
 
+        problem = getattr(hold, "object_lock_problem", "")
+        if problem:
+            self.stderr.write(f"hold #{hold.pk} is in place; the bucket refused its Object Lock legal hold: {problem}")
         return {
             "hold_id": hold.pk,
+            "object_lock_problem": problem,
             "scope": hold.scope,
             "covers_now": Recording.objects.filter(hold.condition()).count(),
         }
