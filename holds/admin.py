@@ -33,6 +33,7 @@ from recordings.admin import (
 from recordings.export import evidence_recordings
 from recordings.lib import phones
 from recordings.models import Recording
+from recordings.pipeline.erasure import blocked_by_hold
 from vicirec.actors import Actor
 from vicirec.admin_kit import ReadOnlyHistoryMixin
 from vicirec.date_range import DayOrMomentField
@@ -413,6 +414,7 @@ class LegalHoldAdmin(EvidenceExportMixin, ReadOnlyHistoryMixin, SimpleHistoryAdm
                 **hold_page(request, hold, covered, totals["n"]),
                 "hold": hold,
                 "covered": totals,
+                "erasures_blocked": blocked_by_hold(hold.pk),
                 "can_release": hold.is_active and request.user.has_perm(RELEASE_PERMISSION),
                 "release_url": reverse("admin:holds_legalhold_release", args=[hold.pk]),
                 "can_export": request.user.has_perm(EXPORT_PERMISSION),

@@ -609,6 +609,13 @@ def refusals(*, limit: int) -> list[str]:
     return [f"recording {i.recording_id} (request #{i.request_id}): {i.refusal}" for i in refused]
 
 
+def blocked_by_hold(hold_id: int, *, limit: int = 50) -> list[ErasureItem]:
+    """The erasure requests this hold refused, newest first: refused items are few, so the latest 1,000 are
+    read and those naming the hold kept (the hold's page shows them, released or not)."""
+    refused = ErasureItem.objects.filter(refused_at__isnull=False).order_by("-refused_at")[:1000]
+    return [item for item in refused if hold_id in (item.holds or [])][:limit]
+
+
 def blocked_erasures(recordings: Any) -> list[dict[str, Any]]:
     """The erasure requests that legal holds refused for these recordings (evidence packages list them,
     with the holds named and whether the erasure was carried out after the release)."""

@@ -74,3 +74,31 @@ def test_the_requester_cannot_approve_their_own_request(make_user: Any, filesyst
 
     request.refresh_from_db()
     assert request.status == "awaiting" and not ErasureCertificate.objects.exists()
+
+
+def test_the_hold_page_shows_the_erasure_requests_it_refused(make_user: Any) -> None:
+    from retention.models import ErasureItem
+    from tests.factories import make_recording
+    from vicirec import clock
+
+    recording = make_recording(state="cleared", object_key="c/k.mp3")
+    hold = place_hold(reason="litigation", actor=Actor.command("test"), recording_ids=[recording.pk])
+    other = place_hold(reason="another matter", actor=Actor.command("test"), recording_ids=[recording.pk])
+    request = ErasureRequest.objects.create(source="vicidial", requested_by_name="VICIdial deletion queue")
+    refusal = f"refused: under hold {hold.pk} (GDPR Art. 17(3)(e))"
+    ErasureItem.objects.create(
+        request=request,
+        recording_id=recording.pk,
+        status=ErasureItem.Status.REFUSED,
+        holds=[hold.pk],
+        refusal=refusal,
+        refused_at=clock.now(),
+        updated_at=clock.now(),
+    )
+    client = Client()
+    client.force_login(make_user("Legal"))
+
+    page = client.get(reverse("admin:holds_legalhold_change", args=[hold.pk])).content.decode()
+    assert 'id="hold-erasures"' in page and refusal in page and f"request #{request.pk}" in page
+    unrelated = client.get(reverse("admin:holds_legalhold_change", args=[other.pk])).content.decode()
+    assert 'id="hold-erasures"' not in unrelated
