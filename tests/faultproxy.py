@@ -32,7 +32,7 @@ import socket
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, Self
 from urllib.parse import urlsplit
 
 CHUNK = 256 * 1024
@@ -212,7 +212,51 @@ def _build_head(first: str, pairs: list[tuple[str, str]]) -> bytes:
     return (first + "\r\n" + "".join(f"{n}: {v}\r\n" for n, v in pairs) + "\r\n").encode("latin-1")
 
 
-class FaultProxy:
+class LoopbackProxy:
+    """A listener on 127.0.0.1 (a free port) that hands each connection to ``_serve`` on a thread of its
+    own; the fault proxies below build on it. ``close()`` (or leaving the ``with`` block) stops it."""
+
+    def _listen(self, name: str) -> None:
+        self._stop = threading.Event()
+        self._listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self._listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._listener.bind(("127.0.0.1", 0))
+        self._listener.listen(64)
+        self.port = self._listener.getsockname()[1]
+        self._name = name
+        self._thread = threading.Thread(target=self._accept, name=name, daemon=True)
+        self._thread.start()
+
+    def close(self) -> None:
+        self._stop.set()
+        try:
+            self._listener.close()
+        except OSError:
+            pass
+        self._thread.join(timeout=5)
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _accept(self) -> None:
+        self._listener.settimeout(0.2)
+        while not self._stop.is_set():
+            try:
+                client, _ = self._listener.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            threading.Thread(target=self._serve, args=(client,), name=f"{self._name}-conn", daemon=True).start()
+
+    def _serve(self, client: socket.socket) -> None:  # pragma: no cover - each proxy defines it
+        raise NotImplementedError
+
+
+class FaultProxy(LoopbackProxy):
     """A threaded reverse proxy on 127.0.0.1 (a free port) in front of ``upstream_url``."""
 
     def __init__(self, upstream_url: str, *, rule: Rule | None = None) -> None:
@@ -223,15 +267,8 @@ class FaultProxy:
         self.total_faults = 0  # over the proxy's life, whatever reset() clears
         self._numbers = itertools.count(1)
         self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self._listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self._listener.bind(("127.0.0.1", 0))
-        self._listener.listen(64)
-        self.port = self._listener.getsockname()[1]
+        self._listen("faultproxy")
         self.url = f"http://127.0.0.1:{self.port}"
-        self._thread = threading.Thread(target=self._accept, name="faultproxy", daemon=True)
-        self._thread.start()
 
     # --- bookkeeping used by tests ------------------------------------------------------------------
 
@@ -252,33 +289,6 @@ class FaultProxy:
         with self._lock:
             self.seen.clear()
         self.rule = rule or (lambda request: None)
-
-    def close(self) -> None:
-        self._stop.set()
-        try:
-            self._listener.close()
-        except OSError:
-            pass
-        self._thread.join(timeout=5)
-
-    def __enter__(self) -> FaultProxy:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    # --- the proxy ----------------------------------------------------------------------------------
-
-    def _accept(self) -> None:
-        self._listener.settimeout(0.2)
-        while not self._stop.is_set():
-            try:
-                client, _ = self._listener.accept()
-            except TimeoutError:
-                continue
-            except OSError:
-                return
-            threading.Thread(target=self._serve, args=(client,), name="faultproxy-conn", daemon=True).start()
 
     def _serve(self, client: socket.socket) -> None:
         upstream: socket.socket | None = None

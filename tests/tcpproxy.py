@@ -20,6 +20,8 @@ import struct
 import threading
 from dataclasses import dataclass, field
 
+from tests.faultproxy import LoopbackProxy
+
 _READS = re.compile(
     rb"^\s*(?:/\*.*?\*/\s*)*(SELECT|SHOW|SET|SAVEPOINT|RELEASE|ROLLBACK|COMMIT|BEGIN|START\s+TRANSACTION|EXPLAIN|"
     rb"DESCRIBE|DESC|DEALLOCATE|DISCARD)\b",
@@ -40,7 +42,7 @@ class _Conn:
     buffer: bytearray = field(default_factory=bytearray)
 
 
-class TcpFaultProxy:
+class TcpFaultProxy(LoopbackProxy):
     """Listens on 127.0.0.1 (a free port) and forwards to ``upstream`` (host, port).
 
     ``protocol`` is "mysql" or "postgres". ``cut_rate`` is the chance that a statement inside an open
@@ -56,39 +58,7 @@ class TcpFaultProxy:
         self.writes = 0
         self.written: list[bytes] = []
         self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self._listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self._listener.bind(("127.0.0.1", 0))
-        self._listener.listen(64)
-        self.port = self._listener.getsockname()[1]
-        self._thread = threading.Thread(target=self._accept, name="tcpproxy", daemon=True)
-        self._thread.start()
-
-    def close(self) -> None:
-        self._stop.set()
-        try:
-            self._listener.close()
-        except OSError:
-            pass
-        self._thread.join(timeout=5)
-
-    def __enter__(self) -> TcpFaultProxy:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def _accept(self) -> None:
-        self._listener.settimeout(0.2)
-        while not self._stop.is_set():
-            try:
-                client, _ = self._listener.accept()
-            except TimeoutError:
-                continue
-            except OSError:
-                return
-            threading.Thread(target=self._serve, args=(client,), name="tcpproxy-conn", daemon=True).start()
+        self._listen("tcpproxy")
 
     # --- one connection ----------------------------------------------------------------------------------
 
