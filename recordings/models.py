@@ -471,11 +471,28 @@ class LedgerEntry(PermanentRecord):
         return f"ledger entry {self.seq} ({self.kind} {self.ref})"
 
 
+class LedgerNode(models.Model):
+    """The root of a complete, aligned subtree of the ledger's Merkle tree (``2**level`` leaves from leaf
+    ``index * 2**level``): a cache derived from the entries, kept by recordings.ledger_tree."""
+
+    level = models.PositiveSmallIntegerField()
+    index = models.PositiveBigIntegerField()
+    sha256 = models.CharField(max_length=64)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["level", "index"], name="ledger_node_position")]
+
+    def __str__(self) -> str:
+        return f"ledger node {self.level}/{self.index}"
+
+
 class Checkpoint(models.Model):
-    """A signed statement of the ledger's head (count, head hash, time, key), also written to the bucket."""
+    """A signed statement of the ledger's head (count, head hash, Merkle root, time, key), also written to
+    the bucket."""
 
     count = models.PositiveBigIntegerField()
     head_sha256 = models.CharField(max_length=64)
+    root_sha256 = models.CharField(max_length=64, blank=True, help_text="Empty on checkpoints of the first version.")
     at = models.DateTimeField()
     key_id = models.CharField(max_length=16)
     text = models.TextField(help_text="The signed text, exactly as signed.")

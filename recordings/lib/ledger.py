@@ -7,7 +7,11 @@ packages (``offline_verify.py``, stdlib only) recomputes the same values and mus
 * ``content_sha256`` = SHA-256 of those bytes;
 * ``entry_sha256`` = SHA-256 of the ASCII line ``"<seq> <kind> <prev_sha256> <content_sha256>\\n"``;
   the first entry's ``prev_sha256`` is 64 zeros (``GENESIS``);
-* a checkpoint is the text of ``checkpoint_text`` signed with raw Ed25519 (the signature is 64 bytes).
+* the Merkle tree: its leaves are the entries' ``entry_sha256`` in ``seq`` order, an inner node is the
+  SHA-256 of the ASCII line ``"node <left> <right>\n"``, and its shape is RFC 9162's (the left subtree of
+  ``n`` leaves holds the largest power of two below ``n``), so an entry's inclusion in a signed root is a
+  path of log2(n) hashes (``audit_path_root``);
+* a checkpoint is the text of ``CheckpointBody.text`` signed with raw Ed25519 (the signature is 64 bytes).
 """
 
 from __future__ import annotations
@@ -27,7 +31,9 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 GENESIS = "0" * 64
-CHECKPOINT_HEADER = "vicirec-checkpoint v1"
+CHECKPOINT_HEADER = "vicirec-checkpoint v1"  # count, head, time, key
+CHECKPOINT_HEADER_V2 = "vicirec-checkpoint v2"  # and the Merkle root of the entries
+EMPTY_ROOT = hashlib.sha256(b"").hexdigest()
 _KIND = re.compile(r"^[a-z_.]{1,40}$")
 
 
@@ -60,6 +66,77 @@ def entry_sha256(seq: int, kind: str, prev: str, content_hash: str) -> str:
     return hashlib.sha256(f"{seq} {kind} {prev} {content_hash}\n".encode("ascii")).hexdigest()
 
 
+# --- the Merkle tree over the entries -------------------------------------------------------------
+
+
+def node(left: str, right: str) -> str:
+    return hashlib.sha256(f"node {left} {right}\n".encode("ascii")).hexdigest()
+
+
+def split(size: int) -> int:
+    """The size of the left subtree of a tree of ``size`` (> 1) leaves: the largest power of two below it."""
+    return 1 << ((size - 1).bit_length() - 1)
+
+
+def tree_root(leaves: list[str]) -> str:
+    """The root of the tree over ``leaves`` (in memory; for a few hundred leaves at a time)."""
+    if not leaves:
+        return EMPTY_ROOT
+    if len(leaves) == 1:
+        return leaves[0]
+    k = split(len(leaves))
+    return node(tree_root(leaves[:k]), tree_root(leaves[k:]))
+
+
+class Frontier:
+    """The root of a growing tree from its leaves as they come, with memory of log2(n) hashes: the roots
+    of its perfect subtrees, largest first (what verify_custody compares with each signed root)."""
+
+    def __init__(self) -> None:
+        self.size = 0
+        self.peaks: list[tuple[int, str]] = []  # (leaves, root) of each perfect subtree, largest first
+
+    def add(self, leaf: str) -> None:
+        self.size += 1
+        width, digest = 1, leaf
+        while self.peaks and self.peaks[-1][0] == width:
+            digest = node(self.peaks.pop()[1], digest)
+            width *= 2
+        self.peaks.append((width, digest))
+
+    def root(self) -> str:
+        if not self.peaks:
+            return EMPTY_ROOT
+        digest = self.peaks[-1][1]
+        for _, left in reversed(self.peaks[:-1]):
+            digest = node(left, digest)
+        return digest
+
+
+def audit_path_root(leaf: str, index: int, size: int, path: list[tuple[str, str]]) -> str | None:
+    """The root that ``path`` ((side, hash) pairs from the leaf up; side "L" or "R" is where the sibling
+    sits) leads to from leaf ``index`` (0-based) of a tree of ``size`` leaves, or None when the path does
+    not have the shape of that leaf's path (RFC 9162, 2.1.3.2)."""
+    if index >= size:
+        return None
+    fn, sn, digest = index, size - 1, leaf
+    for side, sibling in path:
+        if sn == 0:
+            return None
+        if fn & 1 or fn == sn:
+            if side != "L":
+                return None
+            digest = node(sibling, digest)
+            while not fn & 1 and fn:
+                fn, sn = fn >> 1, sn >> 1
+        else:
+            if side != "R":
+                return None
+            digest = node(digest, sibling)
+        fn, sn = fn >> 1, sn >> 1
+    return digest if sn == 0 else None
+
+
 # --- checkpoints --------------------------------------------------------------------------------
 
 
@@ -69,20 +146,35 @@ class CheckpointBody:
     head: str
     time: str
     key_id: str
+    root: str = ""  # the Merkle root of the ``count`` entries; empty in the first version of checkpoints
 
     def text(self) -> str:
-        return f"{CHECKPOINT_HEADER}\ncount {self.count}\nhead {self.head}\ntime {self.time}\nkey {self.key_id}\n"
+        if not self.root:
+            return f"{CHECKPOINT_HEADER}\ncount {self.count}\nhead {self.head}\ntime {self.time}\nkey {self.key_id}\n"
+        return (
+            f"{CHECKPOINT_HEADER_V2}\ncount {self.count}\nhead {self.head}\nroot {self.root}\ntime {self.time}\n"
+            f"key {self.key_id}\n"
+        )
 
 
 def parse_checkpoint(text: str) -> CheckpointBody:
-    """The fields of a checkpoint's signed text; ValueError if it is not one."""
+    """The fields of a checkpoint's signed text (either version); ValueError if it is not one."""
     lines = text.split("\n")
-    if len(lines) != 6 or lines[0] != CHECKPOINT_HEADER or lines[5] != "":
+    names = {
+        CHECKPOINT_HEADER: ["count", "head", "time", "key"],
+        CHECKPOINT_HEADER_V2: ["count", "head", "root", "time", "key"],
+    }
+    expected = names.get(lines[0])
+    if expected is None or len(lines) != len(expected) + 2 or lines[-1] != "":
         raise ValueError("not a vicirec checkpoint")
-    fields = dict(line.split(" ", 1) for line in lines[1:5])
-    if set(fields) != {"count", "head", "time", "key"} or not re.fullmatch(r"[0-9a-f]{64}", fields["head"]):
+    pairs = [line.split(" ", 1) for line in lines[1:-1]]
+    if [pair[0] for pair in pairs] != expected or any(len(pair) != 2 for pair in pairs):
         raise ValueError("not a vicirec checkpoint")
-    return CheckpointBody(int(fields["count"]), fields["head"], fields["time"], fields["key"])
+    fields = dict(pairs)
+    hashes = [fields["head"], fields.get("root", "0" * 64)]
+    if not all(re.fullmatch(r"[0-9a-f]{64}", h) for h in hashes) or not fields["count"].isdigit():
+        raise ValueError("not a vicirec checkpoint")
+    return CheckpointBody(int(fields["count"]), fields["head"], fields["time"], fields["key"], fields.get("root", ""))
 
 
 # --- keys ---------------------------------------------------------------------------------------

@@ -9,8 +9,8 @@ It checks, and prints one line per check:
 2. every custody ledger entry in custody/entries/ hashes to the value custody/entries.sha256 lists;
 3. custody/checkpoint.txt carries a valid Ed25519 signature (custody/checkpoint.sig) by the key in
    custody/public_key.pem, whose id is the one the checkpoint names (what ``openssl pkeyutl -verify`` does);
-4. custody/chain.txt is an unbroken hash chain that ends in the signed head, and contains every entry of
-   custody/entries/ at its sequence number;
+4. each entry of custody/entries.txt hashes to its entry hash, and custody/proofs/<seq>.txt leads from
+   that hash to the Merkle root the checkpoint signs, along the path an entry at that place must take;
 5. the export's own ledger entry (kind evidence_export) lists the same SHA-256 for the audio, manifests,
    custody log and README as SHA256SUMS: the package is what vicirec recorded, and signed, when exporting.
 
@@ -148,27 +148,55 @@ def check_checkpoint(folder, check):
     fields = dict(line.split(" ", 1) for line in text.decode("ascii").splitlines()[1:])
     check(hashlib.sha256(public).hexdigest()[:16] == fields.get("key"), f"public key is key {fields.get('key')}")
     check(ed25519_verify(public, text, signature), "checkpoint signature verifies (Ed25519)")
-    return int(fields["count"]), fields["head"]
+    return int(fields["count"]), fields["root"]
 
 
-def check_chain(folder, count, head, check):
-    """Walk custody/chain.txt; returns {seq: (kind, content_sha256)} of its lines."""
-    lines, prev, broken = {}, None, []
-    with open(folder / "custody" / "chain.txt", encoding="ascii") as handle:
+def node(left, right):
+    return hashlib.sha256(f"node {left} {right}\n".encode("ascii")).hexdigest()
+
+
+def path_root(leaf, index, size, path):
+    """Where an inclusion path leads from leaf ``index`` of ``size`` leaves (RFC 9162, 2.1.3.2), or None
+    when a step is on the wrong side for that place in the tree."""
+    if index >= size:
+        return None
+    fn, sn, digest = index, size - 1, leaf
+    for side, sibling in path:
+        if sn == 0:
+            return None
+        if fn & 1 or fn == sn:
+            if side != "L":
+                return None
+            digest = node(sibling, digest)
+            while not fn & 1 and fn:
+                fn, sn = fn >> 1, sn >> 1
+        else:
+            if side != "R":
+                return None
+            digest = node(digest, sibling)
+        fn, sn = fn >> 1, sn >> 1
+    return digest if sn == 0 else None
+
+
+def check_tree(folder, count, root, check):
+    """Each line of custody/entries.txt: its entry hash recomputes and its proof leads to the signed root.
+    Returns {seq: (kind, content_sha256)} of the entries that hold."""
+    lines, broken = {}, []
+    with open(folder / "custody" / "entries.txt", encoding="ascii") as handle:
         for line in handle:
             seq, kind, before, content, entry = line.split()
-            if prev is not None and before != prev:
-                broken.append(seq)
             computed = hashlib.sha256(f"{seq} {kind} {before} {content}\n".encode("ascii")).hexdigest()
-            if computed != entry:
+            proof = (folder / "custody" / "proofs" / f"{seq}.txt").read_text("ascii").split("\n")
+            path = [tuple(step.split(" ")) for step in proof if step]
+            if computed != entry or path_root(computed, int(seq) - 1, count, path) != root:
                 broken.append(seq)
-            lines[int(seq)] = (kind, content)
-            prev = computed
-            last = int(seq)
+            else:
+                lines[int(seq)] = (kind, content)
     check(
-        not broken, "custody/chain.txt is an unbroken hash chain" + (f"; broken at entry {broken[0]}" if broken else "")
+        not broken,
+        f"{len(lines)} ledger entries lead to the signed Merkle root of {count} entries"
+        + (f"; not entry {broken[0]}" if broken else ""),
     )
-    check(prev == head and last == count, f"the chain ends in the signed head (entry {count})")
     return lines
 
 
@@ -178,7 +206,7 @@ def check_export_entry(folder, listed, entries, lines, check):
         seq = int(Path(name).stem)
         content = (folder / "custody" / name).read_bytes()
         in_chain = lines.get(seq, ("", ""))[1] == hashlib.sha256(content).hexdigest()
-        check(in_chain, f"ledger entry {seq} is in the signed chain")
+        check(in_chain, f"ledger entry {seq} is in the signed ledger")
         if in_chain and lines[seq][0] == "evidence_export":
             files = json.loads(content)["files"]
             found = check(all(listed.get(n) == d for n, d in files.items()), "files match the export's ledger entry")
@@ -190,8 +218,8 @@ def main(argv):
     check = Check()
     try:
         listed, entries = check_files(folder, check)
-        count, head = check_checkpoint(folder, check)
-        lines = check_chain(folder, count, head, check)
+        count, root = check_checkpoint(folder, check)
+        lines = check_tree(folder, count, root, check)
         check_export_entry(folder, listed, entries, lines, check)
     except (OSError, ValueError, KeyError) as exc:
         check(False, f"the package is incomplete or malformed: {exc}")

@@ -1,12 +1,12 @@
 """Signed checkpoints of the custody ledger, anchored in the bucket (docs/custody-ledger.md).
 
-``make_checkpoint`` signs the ledger's head (count, head hash, time, key id) with the Ed25519 key of
-``VICIREC_CUSTODY_KEY_FILE`` (generated on first use, mode 0600) and writes the signed text and its raw
-signature to the bucket as objects of their own, under COMPLIANCE Object Lock retention where the bucket has
-Object Lock. A later rewrite of the database cannot rewrite what was anchored there. Each key's public half
-is published next to the checkpoints (``custody/keys/<key id>.pem``) and introduced in the ledger once
-(a ``custody_key`` entry), and every checkpoint is itself a ledger entry naming the key that signed it, so
-rotating the key never breaks the verification of older checkpoints.
+``make_checkpoint`` signs the ledger's head (count, head hash, the Merkle root of the entries, time, key id)
+with the Ed25519 key of ``VICIREC_CUSTODY_KEY_FILE`` (generated on first use, mode 0600) and writes the
+signed text and its raw signature to the bucket as objects of their own, under COMPLIANCE Object Lock
+retention where the bucket has Object Lock. A later rewrite of the database cannot rewrite what was
+anchored there. Each key's public half is published next to the checkpoints (``custody/keys/<key id>.pem``)
+and introduced in the ledger once (a ``custody_key`` entry), and every checkpoint is itself a ledger entry
+naming the key that signed it, so rotating the key never breaks the verification of older checkpoints.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from typing import Any
 from django.conf import settings
 from django.db import transaction
 
-from recordings import ledger
+from recordings import ledger, ledger_tree
 from recordings.lib import ledger as chain
 from recordings.models import Checkpoint, LedgerEntry
 from recordings.pipeline.target import get_target
@@ -49,6 +49,7 @@ def _introduce(key: chain.SigningKey, target: Any, now: datetime) -> None:
 class CheckpointReport(Report):
     count: int
     head: str
+    root: str
     key_id: str
     object_key: str
     locked_until: str | None
@@ -59,7 +60,8 @@ def make_checkpoint(*, now: datetime) -> CheckpointReport:
     key, target = signing_key(), get_target()
     _introduce(key, target, now)
     count, head = ledger.head()
-    body = chain.CheckpointBody(count, head, now.isoformat(timespec="seconds"), key.key_id)
+    root = ledger_tree.root(count)
+    body = chain.CheckpointBody(count, head, now.isoformat(timespec="seconds"), key.key_id, root)
     text = body.text().encode("ascii")
     signature = key.sign(text)
     name = f"{PREFIX}{count:012d}-{now:%Y%m%dT%H%M%S%f}"
@@ -70,6 +72,7 @@ def make_checkpoint(*, now: datetime) -> CheckpointReport:
         checkpoint = Checkpoint.objects.create(
             count=count,
             head_sha256=head,
+            root_sha256=root,
             at=now,
             key_id=key.key_id,
             text=text.decode("ascii"),
@@ -78,9 +81,16 @@ def make_checkpoint(*, now: datetime) -> CheckpointReport:
             version_id=stored.version_id,
             locked_until=locked,
         )
-        content = {"count": count, "head": head, "time": body.time, "key_id": key.key_id, "object": f"{name}.txt"}
+        content = {
+            "count": count,
+            "head": head,
+            "root": root,
+            "time": body.time,
+            "key_id": key.key_id,
+            "object": f"{name}.txt",
+        }
         ledger.append_record("checkpoint", {**content, "signature": signature.hex()}, ref=str(checkpoint.pk))
-    return CheckpointReport(count, head, key.key_id, f"{name}.txt", locked.isoformat() if locked else None)
+    return CheckpointReport(count, head, root, key.key_id, f"{name}.txt", locked.isoformat() if locked else None)
 
 
 def rotate_key() -> tuple[str, str]:

@@ -4,7 +4,8 @@
    published beside it, whose id must match the key named in the signed text.
 2. The chain is walked in ``seq`` order, in pages (keyset pagination, so memory stays flat at any size):
    no gap, each entry's ``prev_sha256`` is the entry before it, its content hashes to ``content_sha256``,
-   its entry hash recomputes, and at every anchored count the entry hash is the anchored head.
+   its entry hash recomputes, and at every anchored count the entry hash is the anchored head and the
+   Merkle root of the entries so far (built as the walk goes, log2(n) hashes of memory) the anchored root.
 3. Each entry that copies a row (custody event, access, certificate, hold or policy history) is compared
    with that row as it is now; rows the ledger never saw are counted per table.
 4. The catalog is cross-checked with the deletion certificates (same hashes; no deleted recording without one).
@@ -55,8 +56,8 @@ def _read(target: Any, key: str) -> bytes:
     return b"".join(target.iter_object(key))
 
 
-def anchored_heads(report: CustodyReport) -> dict[int, tuple[str, str]]:
-    """{count: (head, object key)} of every checkpoint in the bucket whose signature holds."""
+def anchored_heads(report: CustodyReport) -> dict[int, tuple[str, str, str]]:
+    """{count: (head, object key, Merkle root or "")} of every checkpoint in the bucket whose signature holds."""
     target, heads, keys = get_target(), {}, {}
     for name in sorted(k for k in target.iter_keys(PREFIX) if k.endswith(".txt")):
         try:
@@ -73,7 +74,7 @@ def anchored_heads(report: CustodyReport) -> dict[int, tuple[str, str]]:
             continue
         if heads.get(body.count, (body.head,))[0] != body.head:
             report.problems.append(f"checkpoint {name}: two signed heads for count {body.count}")
-        heads[body.count] = (body.head, name)
+        heads[body.count] = (body.head, name, body.root)
     report.checkpoints, report.keys = len(heads), sorted(keys)
     for row in Checkpoint.objects.order_by("count").values("count", "head_sha256", "object_key"):
         if heads.get(row["count"], ("",))[0] != row["head_sha256"]:
@@ -82,8 +83,9 @@ def anchored_heads(report: CustodyReport) -> dict[int, tuple[str, str]]:
 
 
 def _walk_page(
-    rows: list[tuple], state: dict[str, Any], heads: dict[int, tuple[str, str]], report: CustodyReport
+    rows: list[tuple], state: dict[str, Any], heads: dict[int, tuple[str, str, str]], report: CustodyReport
 ) -> None:
+    tree: chain.Frontier = state["tree"]
     for seq, kind, ref, content, content_hash, prev, entry_hash, redacted_for in rows:
         name = f"entry {seq} ({kind} {ref})".replace(" )", ")")
         if seq != state["seq"] + 1:
@@ -95,8 +97,13 @@ def _walk_page(
             report.problems.append(f"{name}: its content does not hash to its content_sha256")
         if chain.entry_sha256(seq, kind, prev, content_hash) != entry_hash:
             report.problems.append(f"{name}: its entry hash does not recompute")
+        tree.add(entry_hash)
         if seq in heads and heads[seq][0] != entry_hash:
             report.problems.append(f"{name}: differs from the head anchored in {heads[seq][1]}")
+        if seq in heads and heads[seq][2] and tree.size == seq and tree.root() != heads[seq][2]:
+            report.problems.append(
+                f"{name}: the entries up to it do not make the Merkle root signed in {heads[seq][1]}"
+            )
         state["seq"], state["prev"] = seq, entry_hash
     report.entries = state["seq"]
 
@@ -130,8 +137,8 @@ def _cross_check(rows: list[tuple], report: CustodyReport) -> None:
                 report.problems.append(f"entry {seq} ({kind} {ref}): the {what} was changed after it was recorded")
 
 
-def walk_chain(heads: dict[int, tuple[str, str]], report: CustodyReport) -> None:
-    state: dict[str, Any] = {"seq": 0, "prev": chain.GENESIS}
+def walk_chain(heads: dict[int, tuple[str, str, str]], report: CustodyReport) -> None:
+    state: dict[str, Any] = {"seq": 0, "prev": chain.GENESIS, "tree": chain.Frontier()}
     last = -1
     while True:
         rows = list(LedgerEntry.objects.filter(seq__gt=last).order_by("seq").values_list(*COLUMNS)[:PAGE])

@@ -6,6 +6,7 @@ import hashlib
 import shutil
 import subprocess
 import sys
+import textwrap
 import zipfile
 from pathlib import Path
 
@@ -79,17 +80,38 @@ def test_openssl_verifies_the_checkpoint_signature(folder: Path) -> None:
     assert run(command, folder).returncode != 0
 
 
-def test_the_shell_recipe_recomputes_the_chain(folder: Path) -> None:
-    recipe = (
-        'prev=""; while read seq kind p c e; do [ -z "$prev" ] || [ "$p" = "$prev" ] || echo "BROKEN at $seq"; '
-        'h=$(printf \'%s %s %s %s\\n\' "$seq" "$kind" "$p" "$c" | sha256sum | cut -d\' \' -f1); '
-        '[ "$h" = "$e" ] || echo "BROKEN at $seq"; prev=$h; done < custody/chain.txt; echo "last: $prev"'
-    )
-    done = run(["sh", "-c", recipe], folder)
-    head = [
-        line for line in (folder / "custody" / "checkpoint.txt").read_text().splitlines() if line.startswith("head")
-    ]
-    assert "BROKEN" not in done.stdout and done.stdout.strip().endswith(head[0].split()[1])
+def shell_recipe(folder: Path) -> str:
+    """The POSIX shell recipe of VERIFY.txt's step 4, exactly as the package prints it."""
+    text = (folder / "VERIFY.txt").read_text()
+    block = text.split("With a POSIX shell:\n", 1)[1].split("\n\n", 1)[0]
+    return textwrap.dedent(block)
+
+
+def test_the_shell_recipe_puts_every_entry_in_the_signed_tree(folder: Path) -> None:
+    done = run(["sh", "-c", shell_recipe(folder)], folder)
+    seqs = [line.split()[0] for line in (folder / "custody" / "entries.txt").read_text().splitlines()]
+    assert done.returncode == 0 and len(seqs) >= 8
+    assert done.stdout.splitlines() == [f"entry {seq}: in the signed tree" for seq in seqs]
+
+
+def test_each_proof_is_a_path_of_log2_n_hashes(folder: Path) -> None:
+    count = int(next(line for line in (folder / "custody" / "checkpoint.txt").read_text().splitlines()
+                     if line.startswith("count ")).split()[1])  # fmt: skip
+    for proof in (folder / "custody" / "proofs").iterdir():
+        steps = proof.read_text().splitlines()
+        assert len(steps) <= (count - 1).bit_length()
+        assert all(side in {"L", "R"} and len(sibling) == 64 for side, sibling in (s.split() for s in steps))
+
+
+def test_a_changed_proof_fails_verify_py_and_the_shell_recipe(folder: Path) -> None:
+    proof = next(p for p in (folder / "custody" / "proofs").iterdir() if p.read_text())
+    steps = proof.read_text().splitlines()
+    side, sibling = steps[0].split()
+    steps[0] = f"{side} {hashlib.sha256(sibling.encode()).hexdigest()}"
+    proof.write_text("\n".join(steps) + "\n")
+    done = verify_py(folder)
+    assert done.returncode == 1 and f"not entry {proof.stem}" in done.stdout
+    assert f"NOT IN THE SIGNED TREE: {proof.stem}" in run(["sh", "-c", shell_recipe(folder)], folder).stdout
 
 
 @pytest.mark.parametrize("victim", ["manifest.json", "audio"])
