@@ -136,6 +136,7 @@ def prepare(
     workdir: Path,
     mp3_bitrate_kbps: int = 24,
     opus_bitrate_kbps: int = opus.DEFAULT_KBPS,
+    opus_dtx: bool = opus.DEFAULT_DTX,
 ) -> Prepared:
     """Hash ``source`` and, if it is 16-bit PCM WAV and ``codec`` is not "none", encode it into ``workdir``.
 
@@ -177,6 +178,7 @@ def prepare(
             workdir=workdir,
             mp3_kbps=mp3_bitrate_kbps,
             opus_kbps=opus_bitrate_kbps,
+            opus_dtx=opus_dtx,
         )
     if encoded is None:
         return _passthrough(source, reader, reason="WAV has no audio frames", warnings=warnings)
@@ -262,6 +264,7 @@ def _encode_pcm16(
     workdir: Path,
     mp3_kbps: int,
     opus_kbps: int,
+    opus_dtx: bool,
 ) -> Prepared | None:
     """Stream the data chunk into the encoder, then drain the rest of the file through the hash.
 
@@ -270,7 +273,7 @@ def _encode_pcm16(
     """
     output = _new_output_file(source, workdir, codec)
     try:
-        writer = _open_writer(codec, output, fmt, warnings, mp3_kbps=mp3_kbps, opus_kbps=opus_kbps)
+        writer = _open_writer(codec, output, fmt, warnings, mp3_kbps=mp3_kbps, opus_kbps=opus_kbps, opus_dtx=opus_dtx)
         try:
             frames = _stream_data_chunk(reader, writer, fmt, data_size, warnings)
         finally:
@@ -455,7 +458,14 @@ _Writer = _LameWriter | _SndfileWriter | opus.OggOpusWriter
 
 
 def _open_writer(
-    codec: str, path: Path, fmt: _WavFormat, warnings: list[str], *, mp3_kbps: int, opus_kbps: int
+    codec: str,
+    path: Path,
+    fmt: _WavFormat,
+    warnings: list[str],
+    *,
+    mp3_kbps: int,
+    opus_kbps: int,
+    opus_dtx: bool,
 ) -> _Writer:
     if codec == "mp3":
         return _LameWriter(path, fmt, mp3_kbps, warnings)
@@ -463,7 +473,9 @@ def _open_writer(
         if fmt.sample_rate not in opus.RATES:
             rates = ", ".join(map(str, opus.RATES))
             raise RuntimeError(f"libopus takes {rates} Hz audio, not {fmt.sample_rate} Hz")
-        return opus.OggOpusWriter(path, sample_rate=fmt.sample_rate, channels=fmt.channels, kbps=opus_kbps)
+        return opus.OggOpusWriter(
+            path, sample_rate=fmt.sample_rate, channels=fmt.channels, kbps=opus_kbps, dtx=opus_dtx
+        )
     return _SndfileWriter(path, fmt)
 
 

@@ -10,6 +10,12 @@ up to a second whose granule positions count the 48 kHz samples their packets de
 pre-skip included); the last page ends the stream, and its granule position (pre-skip + the recording's
 length) trims the padding of the last frame, so decoders return exactly the original number of samples.
 
+Discontinuous transmission (``dtx=True``, not the default): in a pause libopus returns a one-byte packet
+(the TOC alone, no frame data) instead of coding the line noise. It is stored as it is, one packet per frame
+like any other, so the granule positions still count every frame; a decoder plays a frame without data
+(RFC 6716 allows frames of length 0) as comfort noise. It saves bytes in pauses, and scores worse on the
+benchmark's STOI, which also compares the line noise of the pauses (README, "Choosing the codec").
+
 No Django imports here. libopus is the system library (Debian: ``libopus0``), loaded on first use.
 """
 
@@ -32,11 +38,13 @@ DEFAULT_FRAME_MS: Final = 60  # fewer packets: less framing per second and fewer
 # (12 kbps: ~0.69x its bytes); complexity 6 gains what 10 does at 12 kbps and keeps ~300x realtime per core.
 DEFAULT_KBPS: Final = 12
 DEFAULT_COMPLEXITY: Final = 6
+DEFAULT_DTX: Final = False
 
 _APPLICATION_VOIP: Final = 2048
 _SET_BITRATE: Final = 4002
 _SET_VBR: Final = 4006
 _SET_COMPLEXITY: Final = 4010
+_SET_DTX: Final = 4016
 _SET_SIGNAL: Final = 4024
 _GET_LOOKAHEAD: Final = 4027
 _SIGNAL_VOICE: Final = 3001
@@ -101,6 +109,7 @@ class OggOpusWriter:
         kbps: float,
         frame_ms: int = DEFAULT_FRAME_MS,
         complexity: int = DEFAULT_COMPLEXITY,
+        dtx: bool = DEFAULT_DTX,
     ) -> None:
         if sample_rate not in RATES or channels not in (1, 2) or frame_ms not in FRAME_MS:
             raise ValueError(f"libopus cannot take {channels} channels at {sample_rate} Hz in {frame_ms} ms frames")
@@ -110,7 +119,12 @@ class OggOpusWriter:
         if error.value or not self._enc:
             raise RuntimeError(f"opus_encoder_create: {lib.opus_strerror(error.value).decode()}")
         lookahead = ctypes.c_int32(0)
-        for request, value in ((_SET_BITRATE, int(kbps * 1000)), (_SET_VBR, 1), (_SET_COMPLEXITY, complexity)):
+        for request, value in (
+            (_SET_BITRATE, int(kbps * 1000)),
+            (_SET_VBR, 1),
+            (_SET_COMPLEXITY, complexity),
+            (_SET_DTX, int(dtx)),
+        ):
             self._ctl(request, ctypes.c_int32(value))
         self._ctl(_SET_SIGNAL, ctypes.c_int32(_SIGNAL_VOICE))
         self._ctl(_GET_LOOKAHEAD, ctypes.byref(lookahead))
@@ -137,6 +151,7 @@ class OggOpusWriter:
             "signal": "voice",
             "frame_ms": frame_ms,
             "complexity": complexity,
+            "dtx": dtx,
         }
         self._write_headers(sample_rate)
 

@@ -66,7 +66,7 @@ def wait_until_up(base: str, server: subprocess.Popen[bytes], log: Path) -> None
             with urllib.request.urlopen(f"{base}/admin/login/", timeout=5) as answer:  # noqa: S310 (loopback)
                 if answer.status == 200:
                     return
-        except (urllib.error.URLError, ConnectionError):
+        except (urllib.error.URLError, ConnectionError, TimeoutError):  # a busy machine: slow first answer
             time.sleep(0.3)
     raise AssertionError(f"gunicorn did not answer within 60 s: {log.read_text()[-3000:]}")
 

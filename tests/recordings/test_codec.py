@@ -133,6 +133,7 @@ def test_opus_decodes_to_the_same_length(speech_wav: Path, workdir: Path) -> Non
     assert prepared.encoder["name"] == "libopus-Ogg/Opus"
     assert prepared.encoder["settings"]["bitrate_kbps"] == opus.DEFAULT_KBPS
     assert prepared.encoder["settings"]["application"] == "voip"
+    assert prepared.encoder["settings"]["dtx"] is opus.DEFAULT_DTX is False
     assert prepared.output_size < speech_wav.stat().st_size / 8
 
 
