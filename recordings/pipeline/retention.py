@@ -318,14 +318,21 @@ def enforce_retention(
         report.awaiting_review = disposition.awaiting_review()
     target = get_target()
     cursor = 0  # walk the catalog once in primary-key order, so each batch's query starts where the last ended
-    while limit is None or report.deleted + report.failed < limit:
-        size = DELETE_BATCH if limit is None else min(DELETE_BATCH, limit - report.deleted - report.failed)
+    # Ask for no more than were counted: a query in key order with a LIMIT that finds fewer rows than it asks
+    # for reads the rest of the catalog's key index to be sure, which at 10M rows costs seconds per run.
+    # Recordings that fall due while the run goes on wait for the next run.
+    left = to_delete
+    while left > 0 and (limit is None or report.deleted + report.failed < limit):
+        size = min(DELETE_BATCH, left)
+        if limit is not None:
+            size = min(size, limit - report.deleted - report.failed)
         # A recording whose deletion failed waits out its back-off (fail() sets next_attempt_at) before the
         # next try, instead of costing every run a refused request.
         candidates = deletable(now).retry_due(now).filter(recording_id__gt=cursor)
         batch = claim(candidates, token=token, now=now, limit=size, order=("recording_id",))
         if not batch:
             break
+        left -= len(batch)
         cursor = batch[-1].recording_id
         _delete_batch(batch, target=target, token=token, now=now, report=report)
     log.info("retention: %s", {k: v for k, v in report.as_dict().items() if k != "would_delete"})
