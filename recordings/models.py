@@ -205,6 +205,8 @@ class Recording(models.Model):
             models.Index(fields=["filename"], name="rec_filename_idx"),
             # pipeline_status: "recordings needing a person" (a handful among millions)
             models.Index(fields=["needs_person", "state"], name="rec_needs_person_idx"),
+            # every stage's start: "live claims of this stage" (a few among millions, most rows have none)
+            models.Index(fields=["claimed_until"], name="rec_claim_idx"),
         ]
 
     def __str__(self) -> str:

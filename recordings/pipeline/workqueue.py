@@ -59,19 +59,20 @@ def ended(token: str, stage: str) -> bool:
     return pid.isdigit() and int(pid) != os.getpid() and not _pid_alive(int(pid))
 
 
+def live_claims(stage: str, *, now: datetime) -> RecordingQuerySet:
+    """This host's live claims of ``stage``: a few hundred rows found through the claimed_until index. No
+    order and no DISTINCT: either makes a planner walk the primary key over the whole catalog instead."""
+    return Recording.objects.filter(claimed_until__gte=now, claimed_by__startswith=_host_prefix(stage)).order_by()
+
+
 def release_dead_claims(stage: str, *, now: datetime) -> int:
     """Release live leases held by processes of this stage on this host that no longer exist.
 
     A worker killed with ``kill -9`` leaves its claims behind; other hosts wait for the lease to run out,
     but a restart on the same host can tell the process is gone and take the work back at once.
     """
-    tokens = (
-        Recording.objects.filter(claimed_by__startswith=_host_prefix(stage), claimed_until__gte=now)
-        .values_list("claimed_by", flat=True)
-        .distinct()
-    )
     released = 0
-    for token in list(tokens):
+    for token in sorted(set(live_claims(stage, now=now).values_list("claimed_by", flat=True))):
         if ended(token, stage):
             released += Recording.objects.filter(claimed_by=token).update(claimed_by="", claimed_until=None)
     return released
