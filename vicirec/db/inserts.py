@@ -14,7 +14,7 @@ as that literal instead of a parameter per row. Same values, same conflict handl
 key, or (an auto key) none does and the database numbers them, the objects keeping ``pk`` None (for rows
 nobody refers to by key, such as ledger entries). ``insert_rows`` writes plain tuples of values (no model
 instance at all) and, with ``returning=True``, returns the keys the database gave them, in row order
-(``INSERT … RETURNING``, as bulk_create reads them back; a database without it gets bulk_create itself).
+(``INSERT … RETURNING``, as bulk_create reads them back; a database without it: one INSERT per row).
 """
 
 from __future__ import annotations
@@ -124,11 +124,13 @@ def insert_rows(
         values = [field.get_default() for field in defaults]
         full = [[*row, *values] for row in rows] if defaults else rows
     connection = connections[model._default_manager.db]
-    if returning and (ignore_conflicts or not connection.features.can_return_rows_from_bulk_insert):
-        if ignore_conflicts:
-            raise ValueError("the keys of rows that may be skipped cannot be returned")
+    if returning and ignore_conflicts:
+        raise ValueError("the keys of rows that may be skipped cannot be returned")
+    if returning and not connection.features.can_return_rows_from_bulk_insert:  # MySQL, MariaDB < 10.5
         objs = [model(**dict(zip([f.attname for f in fields], row, strict=True))) for row in full]
-        return [obj.pk for obj in model._default_manager.bulk_create(objs, batch_size=batch_size)]
+        for obj in objs:
+            obj.save(force_insert=True)  # one INSERT each: the key from the driver's last insert id
+        return [obj.pk for obj in objs]
     return _execute(model, fields, full, ignore_conflicts=ignore_conflicts, batch_size=batch_size, returning=returning)
 
 
