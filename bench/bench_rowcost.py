@@ -32,6 +32,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+from _setup import server_cpu_seconds  # noqa: E402  (before --code puts another checkout first)
+
 ROOT = HERE.parent
 NOW = datetime(2026, 11, 20, tzinfo=UTC)
 MARIADB = "mysql://root@127.0.0.1:3306"
@@ -136,6 +139,7 @@ def timed(fn, profile: bool) -> tuple[dict, object]:
         import cProfile
 
         profiler = cProfile.Profile()
+    s0 = server_cpu_seconds()
     w0, c0 = time.perf_counter(), time.process_time()
     with connection.execute_wrapper(counter):
         if profiler:
@@ -144,6 +148,7 @@ def timed(fn, profile: bool) -> tuple[dict, object]:
         if profiler:
             profiler.disable()
     wall, cpu = time.perf_counter() - w0, time.process_time() - c0
+    server = None if s0 is None else server_cpu_seconds() - s0
     if profiler:
         import pstats
 
@@ -152,7 +157,8 @@ def timed(fn, profile: bool) -> tuple[dict, object]:
         stats.sort_stats("tottime").print_stats(30)
         for sql, (n, spent) in sorted(counter.by_statement.items(), key=lambda kv: -kv[1][1])[:25]:
             print(f"{spent:8.3f} s {n:5d}x  {sql}", file=sys.stderr)
-    return {"wall_s": wall, "cpu_s": cpu, "sql": counter.count, "sql_s": counter.seconds}, result
+    out = {"wall_s": wall, "cpu_s": cpu, "server_cpu_s": server, "sql": counter.count, "sql_s": counter.seconds}
+    return out, result
 
 
 def sync_stage(rows: int, home: Path, profile: bool) -> dict:
@@ -296,7 +302,13 @@ def main() -> None:
                         print(
                             f"{db} round {n + 1} {name:>4} {stage:<9}: {out['wall_s']:.2f} s wall, "
                             f"{out['cpu_s']:.2f} s CPU, {rows / out['wall_s']:,.0f} rows/s, "
-                            f"{1e3 * out['cpu_s'] / rows:.3f} ms CPU/row, {out['sql']} SQL "
+                            f"{1e3 * out['cpu_s'] / rows:.3f} ms CPU/row"
+                            + (
+                                f" + server {1e3 * out['server_cpu_s'] / rows:.3f}"
+                                if out["server_cpu_s"] is not None
+                                else ""
+                            )
+                            + f", {out['sql']} SQL "
                             f"({out['sql_s']:.2f} s), catalog {out['catalog_rows_before']:,}, load {out['load']:.1f}",
                             file=sys.stderr,
                         )
@@ -312,6 +324,9 @@ def main() -> None:
                         "cpu_ms_per_row": round(cpu_ms, 3),
                         f"extrapolated_{goal_rows}_s": round(goal_rows / rate, 1),
                         "goal_s": goal_s,
+                        "server_cpu_ms_per_row": None
+                        if rs[0]["server_cpu_s"] is None
+                        else round(statistics.median(1e3 * r["server_cpu_s"] / r["rows"] for r in rs), 3),
                         "sql_per_run": statistics.median(r["sql"] for r in rs),
                         "load": [round(r["load"], 1) for r in rs],
                     }

@@ -38,7 +38,7 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from _setup import peak_rss_mb
+from _setup import peak_rss_mb, server_cpu_seconds
 
 NOW = datetime(2026, 11, 20, tzinfo=UTC)
 END = NOW - timedelta(days=1)  # the newest cataloged call
@@ -354,13 +354,16 @@ def sync(home: Path) -> dict:
     from recordings.pipeline.catalog import sync_recordings
 
     before = Recording.objects.order_by().count()
+    s0 = server_cpu_seconds()
     t0, c0 = time.perf_counter(), time.process_time()
     report = sync_recordings(now=NOW, node="", spools=[home / "spool"])
     elapsed, cpu = time.perf_counter() - t0, time.process_time() - c0
+    server = None if s0 is None else server_cpu_seconds() - s0
     assert report.recordings_added == SYNC_ROWS, report
     return {
         "sync_100k_s": round(elapsed, 2),
         "sync_cpu_ms_per_row": round(1e3 * cpu / SYNC_ROWS, 3),
+        "sync_server_cpu_ms_per_row": None if server is None else round(1e3 * server / SYNC_ROWS, 3),
         "catalog_rows_before": before,
         "batches": report.batches,
         "load": round(os.getloadavg()[0], 1),
@@ -384,9 +387,11 @@ def retention(top: int, size: int, part: int = 0) -> dict:
             " claimed_until = NULL, start_time = %s, campaign_id = %s WHERE recording_id BETWEEN %s AND %s",
             [NOW - timedelta(days=60), short_pk, lo, lo + DUE - 1],
         )
+    s0 = server_cpu_seconds()
     t0, c0 = time.perf_counter(), time.process_time()
     due = enforce_retention(now=NOW, dry_run=False, confirm=True)  # the safety stop's counts are still taken
     due_s, cpu = time.perf_counter() - t0, time.process_time() - c0
+    server = None if s0 is None else server_cpu_seconds() - s0
     assert due.deleted == DUE, due
     t0 = time.perf_counter()
     none = enforce_retention(now=NOW, dry_run=False, confirm=True)
@@ -395,6 +400,7 @@ def retention(top: int, size: int, part: int = 0) -> dict:
     return {
         "retention_10k_due_s": round(due_s, 2),
         "retention_cpu_ms_per_row": round(1e3 * cpu / DUE, 3),
+        "retention_server_cpu_ms_per_row": None if server is None else round(1e3 * server / DUE, 3),
         "retention_nothing_due_s": round(none_s, 3),
         "load": round(os.getloadavg()[0], 1),
     }
@@ -598,6 +604,10 @@ def print_table(sizes: list[int], results: dict[str, dict[str, dict]]) -> None:
         ("  --base tree", "base_retention_10k_due_s", None),
         ("  CPU ms per row", "retention_cpu_ms_per_row", None),
         ("  --base tree", "base_retention_cpu_ms_per_row", None),
+        ("server CPU ms/row: sync", "sync_server_cpu_ms_per_row", None),
+        ("  --base tree", "base_sync_server_cpu_ms_per_row", None),
+        ("  retention", "retention_server_cpu_ms_per_row", None),
+        ("  --base tree", "base_retention_server_cpu_ms_per_row", None),
         ("retention, nothing due", "retention_nothing_due_s", 1),
         ("snapshot, first (full)", "snapshot_first_full_s", None),
         ("snapshot, next day", "snapshot_incremental_s", 60),
