@@ -69,10 +69,6 @@ class Source:
         }
 
 
-def _keep(value: Any) -> Any:
-    return value
-
-
 def _as_stored(field: models.Field) -> Callable[[Any], Any]:
     """How a value written to ``field`` reads back (None stays None)."""
     target = field.target_field if isinstance(field, models.ForeignKey) else field
