@@ -23,6 +23,7 @@ import argparse
 import json
 import os
 import random
+import shutil
 import statistics
 import subprocess
 import sys
@@ -247,6 +248,7 @@ def child(args: argparse.Namespace) -> None:
     else:
         out = verify_stage()
     out["code"] = str(Path(recordings.__file__).resolve().parent.parent)
+    shutil.rmtree(home, ignore_errors=True)
     print(json.dumps(out))
 
 
