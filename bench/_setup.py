@@ -70,3 +70,21 @@ def django_on_sqlite(name: str, *, env: dict[str, str] | None = None) -> Path:
     django.setup()
     call_command("migrate", verbosity=0)
     return home
+
+
+def server_cpu_seconds() -> float | None:
+    """CPU seconds the database server has spent on Django's default connection so far: PostgreSQL serves
+    each connection in a process of its own (read from /proc when the server runs on this machine); None
+    elsewhere (MariaDB serves connections from threads of one shared process)."""
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        return None
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        pid = cursor.fetchone()[0]
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime

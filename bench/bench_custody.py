@@ -7,11 +7,11 @@ Django on SQLite in a throwaway VICIREC_HOME, the archive target a real SeaweedF
 on this machine: no WAN round trip, so the ledger's share of archive time is, if anything, overstated here.
 
 1. Archive overhead. Each round catalogs --files recordings twice and archives them with archive_due, once
-   with the ledger as shipped and once with ``recordings.ledger.append_rows`` replaced by a no-op (the
-   baseline, same process, back to back), in two modes: pass-through (fresh files of 32 KiB, codec "none",
-   nothing encoded: the ledger's largest possible share) and the default codec (speech-like WAVs of
+   with the ledger as shipped and once with ``recordings.ledger.append_rows`` and ``append_values`` replaced
+   by no-ops (the baseline, same process, back to back), in two modes: pass-through (fresh files of 32 KiB,
+   codec "none", nothing encoded: the ledger's largest possible share) and the default codec (speech-like WAVs of
    --seconds each, encoded as the default policy does). The ledger's cost is taken three ways, each a median
-   over the rounds: ``ledger_share`` = the wall time spent inside ``append_rows`` / the archive's wall time
+   over the rounds: ``ledger_share`` = the wall time spent inside those two / the archive's wall time
    (measured directly, so the machine's drift between runs does not enter it; goal <= 0.05),
    ``cpu_overhead`` = this process's CPU time with the ledger / without it - 1, and ``wall_overhead`` = the
    same for wall time (the noisiest: one run's wall time drifts by more than the ledger costs).
@@ -79,18 +79,36 @@ def archive_round(
 
 
 class TimedLedger:
-    """``recordings.ledger.append_rows`` with the wall time spent inside it added up (every thread)."""
+    """``recordings.ledger``'s two appending functions with the wall time spent inside them added up (every
+    thread)."""
 
-    def __init__(self, real: Any) -> None:
-        self.real, self.seconds, self.lock = real, 0.0, threading.Lock()
+    NAMES = ("append_rows", "append_values")
 
-    def __call__(self, kind: str, pks: Any) -> Any:
-        start = time.perf_counter()
-        try:
-            return self.real(kind, pks)
-        finally:
-            with self.lock:
-                self.seconds += time.perf_counter() - start
+    def __init__(self, module: Any) -> None:
+        self.module, self.real = module, {name: getattr(module, name) for name in self.NAMES}
+        self.seconds, self.lock = 0.0, threading.Lock()
+
+    def timed(self, name: str) -> Any:
+        real = self.real[name]
+
+        def call(kind: str, rows: Any) -> Any:
+            start = time.perf_counter()
+            try:
+                return real(kind, rows)
+            finally:
+                with self.lock:
+                    self.seconds += time.perf_counter() - start
+
+        return call
+
+    def install(self, mode: str) -> None:
+        """``timed``: the real functions, timed; ``off``: no-ops (the baseline)."""
+        for name in self.NAMES:
+            setattr(self.module, name, self.timed(name) if mode == "timed" else (lambda kind, rows: None))
+
+    def restore(self) -> None:
+        for name, real in self.real.items():
+            setattr(self.module, name, real)
 
 
 def measure_archive(spool: Path, *, mode: str, files: int, repeat: int, seconds: float) -> dict[str, Any]:
@@ -106,22 +124,22 @@ def measure_archive(spool: Path, *, mode: str, files: int, repeat: int, seconds:
     campaign = Campaign.objects.create(kind="outbound", campaign_id=campaign_id, name=f"Benchmark, {mode}")
     RetentionPolicy.objects.create(campaign=campaign, keep_local_days=0, retain_days=3650, codec=codec)
     base = 1_000_000 if mode == "pass-through" else 50_000_000
-    now, real, runs = timezone.now(), ledger.append_rows, []
+    now, runs = timezone.now(), []
     secs = 0 if mode == "pass-through" else seconds
     round_ = {"spool": spool, "files": files, "now": now, "campaign_id": campaign_id, "seconds": secs}
     archive_round(**{**round_, "files": 10}, tag=f"w{mode[0]}", first_id=base + 990_000)  # warm-up
     for r in range(repeat):
-        timed = TimedLedger(real)
-        ledger.append_rows = timed  # type: ignore[assignment]
+        timed = TimedLedger(ledger)
+        timed.install("timed")
         try:
             wall, cpu = archive_round(**round_, tag=f"{mode[0]}a{r}", first_id=base + 20_000 * r)
         finally:
-            ledger.append_rows = real  # type: ignore[misc]
-        ledger.append_rows = lambda kind, pks: []  # type: ignore[assignment,misc]
+            timed.restore()
+        timed.install("off")
         try:
             wall0, cpu0 = archive_round(**round_, tag=f"{mode[0]}b{r}", first_id=base + 20_000 * r + 10_000)
         finally:
-            ledger.append_rows = real  # type: ignore[misc]
+            timed.restore()
         run = {
             "wall_s": wall,
             "cpu_s": cpu,

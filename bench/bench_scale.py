@@ -21,6 +21,8 @@ rows of each load, which is what retention finds due.
 Every database it creates is named vicirec_scale_* (or VICIREC_BENCH_SCALE_PREFIX_*) and dropped at the end
 (--keep leaves them for --reuse).
 Usage: .venv/bin/python bench/bench_scale.py [--rows 1000000,10000000] [--databases mariadb,postgres]
+       [--stages load,prepare_sync,sync,retention] [--base PATH-OF-ANOTHER-CHECKOUT]
+(--base: that checkout's sync and retention run too, each right before this tree's, with rows of their own.)
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from _setup import peak_rss_mb
+from _setup import peak_rss_mb, server_cpu_seconds
 
 NOW = datetime(2026, 11, 20, tzinfo=UTC)
 END = NOW - timedelta(days=1)  # the newest cataloged call
@@ -352,36 +354,56 @@ def sync(home: Path) -> dict:
     from recordings.pipeline.catalog import sync_recordings
 
     before = Recording.objects.order_by().count()
-    t0 = time.perf_counter()
+    s0 = server_cpu_seconds()
+    t0, c0 = time.perf_counter(), time.process_time()
     report = sync_recordings(now=NOW, node="", spools=[home / "spool"])
-    elapsed = time.perf_counter() - t0
+    elapsed, cpu = time.perf_counter() - t0, time.process_time() - c0
+    server = None if s0 is None else server_cpu_seconds() - s0
     assert report.recordings_added == SYNC_ROWS, report
-    return {"sync_100k_s": round(elapsed, 2), "catalog_rows_before": before, "batches": report.batches}
+    return {
+        "sync_100k_s": round(elapsed, 2),
+        "sync_cpu_ms_per_row": round(1e3 * cpu / SYNC_ROWS, 3),
+        "sync_server_cpu_ms_per_row": None if server is None else round(1e3 * server / SYNC_ROWS, 3),
+        "catalog_rows_before": before,
+        "batches": report.batches,
+        "load": round(os.getloadavg()[0], 1),
+    }
 
 
-def retention(top: int, size: int) -> dict:
+def retention(top: int, size: int, part: int = 0) -> dict:
+    """A run with DUE recordings due, then one with nothing due. The due set is the ``part``-th DUE rows
+    of the last load, oldest first (part 0: the rows the loader gave the 30-day campaign; a later part, for
+    a second measurement, is moved to it), copies present."""
     from django.db import connection
 
     from recordings.models import Campaign
     from recordings.pipeline.retention import enforce_retention
 
     short_pk = Campaign.objects.get(campaign_id="CSHORT").pk
-    lo = top - size + 1
-    with connection.cursor() as cursor:  # the due set: the 10,000 oldest rows of the last load, copies present
+    lo = top - size + 1 + part * DUE
+    with connection.cursor() as cursor:
         cursor.execute(
             "UPDATE recordings_recording SET state = 'cleared', expired_at = NULL, claimed_by = '',"
-            " claimed_until = NULL, start_time = %s WHERE campaign_id = %s AND recording_id BETWEEN %s AND %s",
+            " claimed_until = NULL, start_time = %s, campaign_id = %s WHERE recording_id BETWEEN %s AND %s",
             [NOW - timedelta(days=60), short_pk, lo, lo + DUE - 1],
         )
-    t0 = time.perf_counter()
+    s0 = server_cpu_seconds()
+    t0, c0 = time.perf_counter(), time.process_time()
     due = enforce_retention(now=NOW, dry_run=False, confirm=True)  # the safety stop's counts are still taken
-    due_s = time.perf_counter() - t0
+    due_s, cpu = time.perf_counter() - t0, time.process_time() - c0
+    server = None if s0 is None else server_cpu_seconds() - s0
     assert due.deleted == DUE, due
     t0 = time.perf_counter()
     none = enforce_retention(now=NOW, dry_run=False, confirm=True)
     none_s = time.perf_counter() - t0
     assert none.deleted == 0, none
-    return {"retention_10k_due_s": round(due_s, 2), "retention_nothing_due_s": round(none_s, 3)}
+    return {
+        "retention_10k_due_s": round(due_s, 2),
+        "retention_cpu_ms_per_row": round(1e3 * cpu / DUE, 3),
+        "retention_server_cpu_ms_per_row": None if server is None else round(1e3 * server / DUE, 3),
+        "retention_nothing_due_s": round(none_s, 3),
+        "load": round(os.getloadavg()[0], 1),
+    }
 
 
 def snapshot(when: datetime, key: str) -> dict:
@@ -444,7 +466,13 @@ STAGES = ("load", "snapshot_full", "prepare_sync", "sync", "retention", "snapsho
 
 
 def child(args: argparse.Namespace) -> None:
+    if args.code:  # measure another checkout's stages (--base)
+        sys.path.insert(0, args.code)
     home = django_for(args.db)
+    if args.code:
+        import recordings
+
+        assert Path(recordings.__file__).resolve().parents[1] == Path(args.code).resolve(), recordings.__file__
     stage, size, top = args.child, args.size, args.top
     if stage == "load":
         out = load(args.db, size, top)
@@ -460,7 +488,7 @@ def child(args: argparse.Namespace) -> None:
     elif stage == "sync":
         out = sync(home)
     elif stage == "retention":
-        out = retention(top, size)
+        out = retention(top, size, args.batch)
     elif stage == "snapshot_next_day":
         out = snapshot(NOW, "snapshot_incremental_s")
     elif stage == "status":
@@ -481,6 +509,32 @@ GOALS = {
 }
 
 
+def run_stage(
+    step: str, db: str, size: int, top: int, figures: dict, counters: dict[str, int], code: str | None = None
+) -> None:
+    """Run one stage in a fresh process and add its figures (a --base run's under base_*)."""
+    batch = counters.get(step, 0)
+    command = [sys.executable, __file__, "--child", step, "--db", db, "--size", str(size)]
+    command += ["--top", str(top), "--batch", str(batch)] + (["--code", code] if code else [])
+    t0 = time.perf_counter()
+    done = subprocess.run(command, stdout=subprocess.PIPE, text=True, check=False)
+    if done.returncode:
+        sys.exit(f"{db} {size:,} {step} failed (exit {done.returncode}): {done.stdout[-2000:]}")
+    out = json.loads(done.stdout.strip().splitlines()[-1])
+    if step in counters:
+        counters[step] += 1
+    rss = out.pop("peak_rss_mb")
+    if code:
+        out = {f"base_{key}": value for key, value in out.items()}
+    else:
+        figures.setdefault("peak_rss_mb", {})[step] = rss
+    figures.update(out)
+    print(
+        f"{db} {size:,} {step}{' (base)' if code else ''} ({time.perf_counter() - t0:.0f} s): {out}",
+        file=sys.stderr,
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", default="1000000,10000000", help="catalog sizes, ascending, comma-separated")
@@ -491,7 +545,16 @@ def main() -> None:
     parser.add_argument("--db", help=argparse.SUPPRESS)
     parser.add_argument("--size", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--top", type=int, help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--stages", default=",".join(STAGES), help=f"the stages to run, in this order: {', '.join(STAGES)}"
+    )
+    parser.add_argument(
+        "--base",
+        help="another checkout of vicirec (git archive COMMIT | tar -x -C PATH): its sync and retention are "
+        "measured too, right before this tree's, on the same catalog",
+    )
     parser.add_argument("--batch", type=int, default=0, help=argparse.SUPPRESS)
+    parser.add_argument("--code", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         child(args)
@@ -499,24 +562,23 @@ def main() -> None:
     sizes = sorted(int(s) for s in args.rows.split(","))
     top = sizes[-1]
     databases = [d.strip() for d in args.databases.split(",") if d.strip()]
+    stages = [stage for stage in STAGES if stage in args.stages.split(",")]
     results: dict[str, dict[str, dict]] = {}
     for db in databases:
         create_databases(db)
         results[db] = {}
+        counters = {"prepare_sync": 0, "retention": 0}  # each sync's rows and each retention's due set are its own
+
         try:
-            for batch, size in enumerate(sizes):
+            for size in sizes:
                 figures: dict = {}
-                for stage in STAGES:
-                    command = [sys.executable, __file__, "--child", stage, "--db", db, "--size", str(size)]
-                    command += ["--top", str(top), "--batch", str(batch)]
-                    t0 = time.perf_counter()
-                    done = subprocess.run(command, stdout=subprocess.PIPE, text=True, check=False)
-                    if done.returncode:
-                        sys.exit(f"{db} {size:,} {stage} failed (exit {done.returncode}): {done.stdout[-2000:]}")
-                    out = json.loads(done.stdout.strip().splitlines()[-1])
-                    figures.setdefault("peak_rss_mb", {})[stage] = out.pop("peak_rss_mb")
-                    figures.update(out)
-                    print(f"{db} {size:,} {stage} ({time.perf_counter() - t0:.0f} s): {out}", file=sys.stderr)
+                for stage in stages:
+                    if stage == "prepare_sync" and "sync" in stages:
+                        continue  # written right before each sync
+                    for code in ([args.base] if args.base and stage in ("sync", "retention") else []) + [None]:
+                        if stage == "sync" and "prepare_sync" in stages:
+                            run_stage("prepare_sync", db, size, top, figures, counters)
+                        run_stage(stage, db, size, top, figures, counters, code)
                 results[db][str(size)] = figures
         finally:
             if not args.keep:
@@ -535,7 +597,17 @@ def print_table(sizes: list[int], results: dict[str, dict[str, dict]]) -> None:
         ("load (generate + index)", "load_s", None),
         ("table + indexes, MB", "table_mb", None),
         ("sync 100,000 new rows", "sync_100k_s", 60),
+        ("  --base tree", "base_sync_100k_s", None),
+        ("  CPU ms per row", "sync_cpu_ms_per_row", None),
+        ("  --base tree", "base_sync_cpu_ms_per_row", None),
         ("retention, 10,000 due", "retention_10k_due_s", 10),
+        ("  --base tree", "base_retention_10k_due_s", None),
+        ("  CPU ms per row", "retention_cpu_ms_per_row", None),
+        ("  --base tree", "base_retention_cpu_ms_per_row", None),
+        ("server CPU ms/row: sync", "sync_server_cpu_ms_per_row", None),
+        ("  --base tree", "base_sync_server_cpu_ms_per_row", None),
+        ("  retention", "retention_server_cpu_ms_per_row", None),
+        ("  --base tree", "base_retention_server_cpu_ms_per_row", None),
         ("retention, nothing due", "retention_nothing_due_s", 1),
         ("snapshot, first (full)", "snapshot_first_full_s", None),
         ("snapshot, next day", "snapshot_incremental_s", 60),

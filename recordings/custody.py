@@ -97,11 +97,7 @@ def transition_batch(
         if each:
             rows = [r for r in moved if any(getattr(r, name) for name in each)]
             Recording.objects.bulk_update(rows, list(each), batch_size=500)
-        events = RecordingEvent.objects.bulk_create(
-            RecordingEvent(recording_id=pk, at=now, from_state=by_pk[pk][0].state, to_state=to, actor=actor, detail=d)
-            for pk, d in ((pk, by_pk[pk][1]) for pk in mine)
-        )
-        ledger.append_rows("custody_event", [e.pk for e in events])
+        _events([(pk, by_pk[pk][0].state, to, by_pk[pk][1]) for pk in mine], actor=actor, now=now)
         if then is not None:
             then(moved)
     return moved
@@ -119,12 +115,22 @@ def catalog(
         existing = set(Recording.objects.filter(recording_id__in=ids).values_list("recording_id", flat=True))
         fresh = [r for r in recordings if r.recording_id not in existing]
         inserts.insert(Recording, fresh, ignore_conflicts=True)  # bulk_create's INSERT, compiled leanly
-        events = RecordingEvent.objects.bulk_create(
-            RecordingEvent(recording_id=r.recording_id, at=now, to_state=r.state, actor=actor, detail=detail(r))
-            for r in fresh
-        )
-        ledger.append_rows("custody_event", [e.pk for e in events])
+        _events([(r.recording_id, "", r.state, detail(r)) for r in fresh], actor=actor, now=now)
     return fresh
+
+
+EVENT_FIELDS = ("recording_id", "at", "from_state", "to_state", "actor", "detail")
+
+
+def _events(changes: Sequence[tuple[int, str, str, str]], *, actor: str, now: datetime) -> None:
+    """Write one custody event per (recording id, from state, to state, detail), with their ledger entries
+    built from the values written (one INSERT each for the events and the entries: no row read back)."""
+    rows = [(pk, now, str(was), str(to), actor, detail) for pk, was, to, detail in changes]
+    keys = inserts.insert_rows(RecordingEvent, EVENT_FIELDS, rows, returning=True)
+    ledger.append_values(
+        "custody_event",
+        [dict(zip(EVENT_FIELDS, row, strict=True), id=key) for key, row in zip(keys, rows, strict=True)],
+    )
 
 
 def note(recording: Recording, *, actor: str, detail: str, now: datetime, **fields: Any) -> None:

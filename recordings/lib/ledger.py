@@ -16,6 +16,7 @@ packages (``offline_verify.py``, stdlib only) recomputes the same values and mus
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -52,17 +53,30 @@ def plain(value: Any) -> Any:
     return value
 
 
+ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=plain)
+
+
 def canonical(content: dict[str, Any]) -> str:
-    return json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=plain)
+    return ENCODER.encode(content)  # json.dumps with these options, its encoder built once
+
+
+def sha256_hex(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
 
 
 def content_sha256(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-def entry_sha256(seq: int, kind: str, prev: str, content_hash: str) -> str:
+@functools.cache
+def _checked_kind(kind: str) -> str:
     if not _KIND.match(kind):
         raise ValueError(f"not a ledger kind: {kind!r}")
+    return kind
+
+
+def entry_sha256(seq: int, kind: str, prev: str, content_hash: str) -> str:
+    _checked_kind(kind)
     return hashlib.sha256(f"{seq} {kind} {prev} {content_hash}\n".encode("ascii")).hexdigest()
 
 

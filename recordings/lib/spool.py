@@ -117,13 +117,18 @@ def location_hint(filename: str, location: str | None) -> tuple[str, str] | None
     return "/".join(parts), _KIND_OF_FOLDER[folder]
 
 
-def candidates(filename: str, location: str | None = None, day: date | None = None) -> list[tuple[str, str]]:
+def candidates(
+    filename: str, location: str | None = None, day: date | None = None, *, folders: frozenset[str] | None = None
+) -> list[tuple[str, str]]:
     """(relative path, kind) under a spool folder where VICIdial may have left this recording, in the
-    order they are looked for: the location's hint, then each LAYOUT folder flat and dated."""
+    order they are looked for: the location's hint, then each LAYOUT folder flat and dated (only those
+    ``folders`` names, when given: the names in the spool folder)."""
     days = [(day + timedelta(days=d)).isoformat() for d in (0, -1, 1)] if day else []  # YYYY-MM-DD
     hint = location_hint(filename, location)
     found: list[tuple[str, str]] = [hint] if hint else []
     for sub, ext, kind in LAYOUT:
+        if sub and folders is not None and sub not in folders:
+            continue  # a sub-folder this spool does not have
         name = f"{filename}-all.{ext}"
         found.append((f"{sub}/{name}" if sub else name, kind))
         found.extend((f"{sub}/{d}/{name}", kind) for d in days if sub)
@@ -141,7 +146,9 @@ def _inside(path: Path, root: Path) -> bool:
     return True
 
 
-def _check(spool: Path, relative: str, kind: str, problems: list[str]) -> Found | NotFound | None:
+def _check(
+    spool: Path, relative: str, kind: str, problems: list[str], root: Path | None = None
+) -> Found | NotFound | None:
     """One candidate: Found, NotFound(permanent) if it leads outside the spool, None if absent or unusable
     (the reason added to ``problems``). Every component is resolved: a symlinked file or folder on the
     way that points outside the spool is refused, never followed."""
@@ -150,7 +157,7 @@ def _check(spool: Path, relative: str, kind: str, problems: list[str]) -> Found 
         os.lstat(path)
     except OSError:
         return None
-    target, root = Path(os.path.realpath(path)), Path(os.path.realpath(spool))
+    target, root = Path(os.path.realpath(path)), root or Path(os.path.realpath(spool))
     if not _inside(target, root):
         return NotFound(f"{relative} leads outside the spool ({spool}) through a symlink", permanent=True)
     try:
@@ -181,6 +188,28 @@ class Listing:
 
     def __init__(self) -> None:
         self._names: dict[str, frozenset[str] | None] = {}
+        self._folders: dict[tuple[Path, ...], list[Path]] = {}
+        self._roots: dict[Path, Path] = {}
+
+    def root(self, spool: Path) -> Path:
+        """The spool folder with every symlink resolved, worked out once per batch."""
+        if spool not in self._roots:
+            self._roots[spool] = Path(os.path.realpath(spool))
+        return self._roots[spool]
+
+    def spool_folders(self, spools: list[Path]) -> list[Path]:
+        """``spool_folders(spools)``, worked out once per batch."""
+        key = tuple(spools)
+        if key not in self._folders:
+            self._folders[key] = spool_folders(spools)
+        return self._folders[key]
+
+    def names(self, spool: Path) -> frozenset[str] | None:
+        """The names in a spool folder itself (None: not listed, anything may be there)."""
+        folder = str(spool)
+        if folder not in self._names:
+            self._names[folder] = self._read(folder)
+        return self._names[folder]
 
     def may_exist(self, spool: Path, relative: str) -> bool:
         folder, _, name = f"{spool}/{relative}".rpartition("/")
@@ -225,10 +254,10 @@ def locate_all(
         return NotFound(str(exc), permanent=True)
     problems: list[str] = []
     copies: list[Found] = []
-    folders = spool_folders(spools)
+    folders = spool_folders(spools) if listing is None else listing.spool_folders(spools)
     for spool in folders:
         present: dict[str, bool] = {}  # VICIdial's folders (MP3/, ORIG/ …) this spool has: most have few
-        for relative, kind in candidates(name, location, day):
+        for relative, kind in candidates(name, location, day, folders=listing.names(spool) if listing else None):
             if listing is not None:  # a batch's listing answers for every folder at once
                 if not listing.may_exist(spool, relative):
                     continue
@@ -236,7 +265,7 @@ def locate_all(
                 folder = relative.split("/", 1)[0] if "/" in relative else ""
                 if folder and not present.setdefault(folder, os.path.isdir(spool / folder)):
                     continue  # nothing below a folder that is not there (a dangling symlink to one included)
-            checked = _check(spool, relative, kind, problems)
+            checked = _check(spool, relative, kind, problems, listing.root(spool) if listing else None)
             if isinstance(checked, NotFound):
                 return checked
             if checked is not None and all(c.relative != relative for c in copies):

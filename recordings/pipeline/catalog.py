@@ -49,6 +49,7 @@ from recordings.vicidial import (
     VicidialModel,
     VicidialUser,
 )
+from vicirec.db import inserts
 from vicirec.reports import Report
 
 log = logging.getLogger("vicirec.catalog")
@@ -281,6 +282,9 @@ def _dated(row: dict[str, Any], now: datetime) -> tuple[datetime | None, list[st
     return started, notes
 
 
+_new_recording = inserts.Builder(Recording)
+
+
 def _catalog_entry(
     row: dict[str, Any],
     calls: _CallIndex,
@@ -295,7 +299,7 @@ def _catalog_entry(
     if row["vicidial_id"] and call is None:
         report.unmatched_calls += 1
     started, notes = _dated(row, now)
-    recording = Recording(
+    recording = _new_recording(
         recording_id=row["recording_id"],
         filename=_text(row["filename"], 255),
         server_ip=_text(row["server_ip"], 15),

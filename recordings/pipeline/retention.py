@@ -43,6 +43,7 @@ from recordings.pipeline.cleanup import recorded_copies
 from recordings.pipeline.target import get_target
 from recordings.pipeline.workqueue import claim, fail, new_token, release, release_dead_claims
 from retention.models import DeletionCertificate, RetentionPolicy
+from vicirec.db import inserts
 from vicirec.reports import Report
 
 log = logging.getLogger("vicirec.retention")
@@ -204,13 +205,31 @@ def _delete_batch(batch: list[Recording], *, target, token: str, now: datetime, 
     with transaction.atomic():
         DeletionGate.enter()
         free, active_holds = _drop_held(batch, token=token, report=report)
-        held = [r for r in batch if r not in free]
+        kept = {r.pk for r in free}
+        held = [r for r in batch if r.pk not in kept]
         batch, review, given_back = disposition.at_deletion(free, held, token=token, now=now, actor=ACTOR)
         report.review_not_approved += given_back
     try:
         _delete_checked(batch, active_holds, target=target, token=token, now=now, report=report, review=review)
     finally:
         DeletionGate.leave()
+
+
+CERTIFICATE_FIELDS = (
+    "recording_id",
+    "deleted_at",
+    "run",
+    "call",
+    "object_key",
+    "version_id",
+    "original_sha256",
+    "stored_sha256",
+    "stored_size",
+    "cloud_deleted",
+    "local_deleted",
+    "policy",
+    "hold_check",
+)
 
 
 def _delete_checked(
@@ -231,29 +250,39 @@ def _delete_checked(
         return
     hold_check = {"checked_at": now.isoformat(), "held": False, "active_holds_checked": active_holds}
 
+    snapshots: dict[int, dict] = {}  # by campaign: the batch's recordings share a few policies
+
+    def snapshot(r: Recording) -> dict:
+        key = r.campaign_id or 0
+        if key not in snapshots:
+            snapshots[key] = _policy_snapshot(r, default, policies)
+        return snapshots[key]
+
     def certify(moved: list[Recording]) -> None:
-        certificates = DeletionCertificate.objects.bulk_create(
-            DeletionCertificate(
-                recording=r,
-                deleted_at=now,
-                run=token,
-                call={**_call_snapshot(r), "location": _location(r)},
-                object_key=r.object_key,
-                version_id=r.version_id,
-                original_sha256=r.original_sha256,
-                stored_sha256=r.stored_sha256,
-                stored_size=r.stored_size,
-                cloud_deleted=r.pk in cloud_deleted,
-                local_deleted=local_deleted[r.pk],
-                policy={
-                    **_policy_snapshot(r, default, policies),
-                    **({"review": review[r.pk]} if r.pk in review else {}),
-                },
-                hold_check=hold_check,
+        # One INSERT of plain values and one of their ledger entries, built from the values written.
+        rows = [
+            (
+                r.pk,
+                now,
+                token,
+                {**_call_snapshot(r), "location": _location(r)},
+                r.object_key,
+                r.version_id,
+                r.original_sha256,
+                r.stored_sha256,
+                r.stored_size,
+                r.pk in cloud_deleted,
+                local_deleted[r.pk],
+                {**snapshot(r), **({"review": review[r.pk]} if r.pk in review else {})},
+                hold_check,
             )
             for r in moved
+        ]
+        keys = inserts.insert_rows(DeletionCertificate, CERTIFICATE_FIELDS, rows, returning=True)
+        ledger.append_values(
+            "deletion_certificate",
+            [dict(zip(CERTIFICATE_FIELDS, row, strict=True), id=key) for key, row in zip(keys, rows, strict=True)],
         )
-        ledger.append_rows("deletion_certificate", [c.pk for c in certificates])
 
     # One transaction per batch, a fixed number of queries: the state change, certificates, custody log.
     def detail(r: Recording) -> str:

@@ -60,3 +60,27 @@ def test_rows_with_an_auto_key_are_numbered_by_the_database() -> None:
     inserts.insert(LedgerEntry, [entry(1), entry(2)])
     assert list(LedgerEntry.objects.order_by("seq").values_list("seq", flat=True)) == [1, 2]
     assert len(set(LedgerEntry.objects.values_list("pk", flat=True))) == 2
+
+
+def test_rows_sharing_some_values_write_what_bulk_create_writes() -> None:
+    campaign = Campaign.objects.create(kind="outbound", campaign_id="SALES")
+    rows = []
+    for n in range(1, 7):
+        row = _row(n, campaign)
+        # Shared on every row, shared on some (False and 0 never taken for one another), differing on each.
+        row.needs_person = n % 2 == 0
+        row.attempts = 0 if n < 4 else False
+        row.error = "" if n < 6 else "late"
+        row.original_size = None if n < 3 else n
+        row.lead_id = None
+        rows.append(row)
+    expected = [_row(100 + n, campaign) for n in range(1, 7)]
+    for row, twin in zip(rows, expected, strict=True):
+        for name in ("needs_person", "attempts", "error", "original_size", "lead_id"):
+            setattr(twin, name, getattr(row, name))
+    Recording.objects.bulk_create(expected)
+    inserts.insert(Recording, rows)
+    for n in range(1, 7):
+        ours, theirs = (Recording.objects.filter(pk=pk).values().get() for pk in (n, 100 + n))
+        assert {**theirs, "recording_id": n} == ours
+    assert Recording.objects.get(pk=4).attempts == 0 and Recording.objects.get(pk=6).error == "late"
