@@ -63,20 +63,20 @@ def search_condition(term: str) -> Q | None:
         if field == "phone":
             return _phone(value)
         if field == "agent":
-            return Q(agent=value) | desk.agent_name_condition(value)
+            return desk.search_lookup([value, *desk.agent_users(value)], [])
         if field == "file":
             return Q(filename__in=views.link_candidates(value))
         if not digits or len(digits) > 18:
             return Q(pk__in=[])
         return Q(lead_id=int(digits)) if field == "lead" else Q(pk=int(digits))
     digits = re.sub(r"[\s()+.-]", "", term)
-    condition = Q(agent=term) | Q(filename__in=views.link_candidates(term))
+    agents, exact = [term], [Q(filename__in=views.link_candidates(term))]
     if digits.isdigit() and len(digits) <= 18:
         number = int(digits)
-        condition |= _phone(term) | Q(pk=number) | Q(lead_id=number)
+        exact += [_phone(term), Q(pk=number), Q(lead_id=number)]
     else:
-        condition |= desk.agent_name_condition(term)
-    return condition
+        agents += desk.agent_users(term)
+    return desk.search_lookup(agents, exact)
 
 
 def _phone(text: str) -> Q:
