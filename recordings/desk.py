@@ -20,12 +20,13 @@ from django.contrib import admin
 from django.db.models import OuterRef, Q, QuerySet, Subquery
 from django.http import HttpRequest, StreamingHttpResponse
 
-from holds.models import LegalHold, PartialRelease, holds_by_recording
+from holds.models import LegalHold, PartialRelease, covered_ids, holds_by_recording
 from recordings.export import csv_cell, log_access
 from recordings.lib import phones
 from recordings.models import AccessEvent, Agent, Recording, RecordingEvent
 from vicirec import clock
 from vicirec.actors import Actor
+from vicirec.lookups import either
 
 AGENTS_PER_NAME = 100  # agents one name may match ("Maria" in a large center)
 SEARCH_IDS = 10_000  # an exact match (a phone number's calls) of up to this many recordings is read as ids
@@ -72,31 +73,15 @@ def search_lookup(agents: list[str], exact: list[Q]) -> Q:
     to) as one ``agent IN (…)``, and each exact match on another column (phone, lead, recording id,
     filename: a few rows) read first as recording ids.
 
-    The same recordings as ORing the conditions, but the list's query filters on the agent column and
-    the primary key alone: ORed conditions on several columns make MariaDB merge their indexes and fetch
-    and sort every matching row (2 s for an agent's 20,000 calls at 1,000,000 rows), where a key list
-    and one indexed column are read in the list's order. An exact match of more than SEARCH_IDS recordings
-    stays a condition."""
-    ids: set[int] = set()
-    large: list[Q] = []
-    for condition in exact:
-        found = set(Recording.objects.filter(condition).order_by().values_list("pk", flat=True)[: SEARCH_IDS + 1])
-        if len(found) > SEARCH_IDS:
-            large.append(condition)
-        else:
-            ids |= found
-    users = sorted({a for a in agents if a})
-    if not users or large:
-        result = Q(agent__in=users) if users else Q(pk__in=[])
-        for condition in [Q(pk__in=sorted(ids)), *large]:
-            result |= condition
-        return result
-    if not ids:
-        return Q(agent__in=users)
-    # Both: "agent IN users OR pk IN ids", led by the agents of those ids too, so the database reads one
-    # index (agent, holding the key) instead of merging two. The same rows: an id's own agent is among them.
-    theirs = set(Recording.objects.filter(pk__in=ids).values_list("agent", flat=True))
-    return Q(agent__in=sorted(set(users) | theirs)) & (Q(agent__in=users) | Q(pk__in=sorted(ids)))
+    The same recordings as ORing the conditions, but led by the agent column alone (``vicirec.lookups
+    .either``): ORed conditions on several columns make MariaDB merge their indexes and fetch and sort
+    every matching row (2 s for an agent's 20,000 calls at 1,000,000 rows). An exact match of more than
+    SEARCH_IDS recordings stays a condition, ORed on."""
+    ids, large = covered_ids([(Recording.objects.filter(c).values_list("pk", flat=True), c) for c in exact], SEARCH_IDS)
+    condition = either(Recording.objects.all(), "agent", [a for a in agents if a], ids)
+    for part in large:
+        condition |= part
+    return condition
 
 
 def agent_name() -> Subquery:

@@ -16,13 +16,15 @@ from django.db.models import BooleanField, ExpressionWrapper, Q
 from django.test import Client
 from django.urls import reverse
 
-from holds.models import held_condition
+from holds.actions import place_hold, release_hold
+from holds.models import Case, held_condition, held_covered
 from recordings import desk, views
 from recordings.admin import search_condition
 from recordings.lib import phones
-from recordings.models import Agent, Recording
+from recordings.models import Agent, Campaign, Recording
 from tests.admin.conftest import DESK
 from tests.factories import make_recording
+from vicirec.actors import Actor
 from vicirec.admin_kit import BoundedPaginator
 
 pytestmark = pytest.mark.django_db
@@ -144,3 +146,59 @@ def test_the_desk_lists_an_agent_search_page_by_page(
         content = client.get(url, {"q": "1017", "p": page}).content.decode()
         shown += [int(pk) for pk in re.findall(r'name="_selected_action" value="(\d+)"', content)]
     assert shown == sorted(ids(plain_search("1017")), reverse=True) and len(shown) == 33
+
+
+# --- the held filter ------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def holds() -> dict[str, Any]:
+    """Active holds of each kind (a campaign, a case with criteria and picked recordings, recordings picked
+    by hand, some with no campaign), and a released hold whose recordings are no longer held."""
+    sales, debt = (Campaign.objects.create(kind="outbound", campaign_id=c) for c in ("SALES", "DEBT"))
+    made = {
+        "sales": [make_recording(campaign=sales, phone_number=f"31255500{n:02d}") for n in range(6)],
+        "debt": [make_recording(campaign=debt, phone_number=f"31255501{n:02d}") for n in range(6)],
+        "none": [make_recording(campaign=None, phone_number=f"31255502{n:02d}") for n in range(6)],
+    }
+    actor = Actor.command("tests")
+    place_hold(reason="campaign", actor=actor, campaign=sales)
+    case = Case.objects.create(name="Smith", phone_numbers=["3125550101", "(312) 555-0202"])
+    case.recordings.add(made["debt"][4])
+    place_hold(reason="case", actor=actor, case=case)
+    place_hold(reason="picked", actor=actor, recording_ids=[made["none"][3].pk, made["debt"][5].pk])
+    released = place_hold(reason="gone", actor=actor, recording_ids=[made["debt"][0].pk, made["none"][0].pk])
+    release_hold(released, reason="settled", actor=actor)
+    make_recording(campaign=debt, phone_number="3125550101")  # cataloged after the case hold: its criteria
+    return made
+
+
+def test_the_held_filter_finds_what_held_condition_finds(holds: dict[str, Any]) -> None:
+    held = ids(held_condition())
+    assert len(held) == 12 and ids(held_covered()) == held  # 6 of SALES, 4 of the case, 2 picked
+    for limit in (0, 1, 3):  # an alternative of more recordings than the limit stays a condition
+        assert ids(held_covered(limit)) == held
+    everything = ids(None)
+    assert set(Recording.objects.exclude(held_covered()).values_list("pk", flat=True)) == everything - held
+
+
+def test_the_held_filter_is_led_by_the_campaign_column(holds: dict[str, Any]) -> None:
+    sql = str(Recording.objects.filter(held_covered()).values("pk").query).lower()
+    assert "campaign_id" in sql and "holds_" not in sql and "phone_number" not in sql and "is null" in sql
+
+
+def test_the_desk_lists_held_and_not_held_page_by_page(
+    holds: dict[str, Any], make_user: Callable[..., Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from recordings.admin import RecordingAdmin
+
+    monkeypatch.setattr(RecordingAdmin, "list_per_page", 5)
+    client = Client(headers=DESK)
+    client.force_login(make_user("Legal"))
+    url = reverse("admin:recordings_recording_changelist")
+    for value, expected in (("yes", ids(held_condition())), ("no", ids(None) - ids(held_condition()))):
+        shown: list[int] = []
+        for page in (1, 2, 3):
+            content = client.get(url, {"held": value, "p": page}).content.decode()
+            shown += [int(pk) for pk in re.findall(r'name="_selected_action" value="(\d+)"', content)]
+        assert shown == sorted(expected, reverse=True)
