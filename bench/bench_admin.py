@@ -1,12 +1,15 @@
 """Benchmark: the compliance desk's pages at N catalog rows on MariaDB (default 1,000,000): the recordings
 changelist, phone and agent-name searches, the held / by-hold / overdue / date-range filters, a hold's page
 with its recordings (campaign hold and case hold), the campaign page, the first chunk of a CSV export,
-playback with a Range request (206), a VICIdial link to a deleted recording (410) and the dashboard.
+playback with a Range request (206), a VICIdial link to a deleted recording (410) and the dashboard; then
+placing and releasing holds from the desk (a hand-picked selection through the list's action, a case and a
+campaign from their pages, each released from the hold's page).
 Goal: under 300 ms server time per page. Also timed: the statistics snapshot that
 computes the dashboard's table-wide totals (run by the central worker, not by a page view).
 
 Baseline, in the same process: the raw indexed SELECT of the same page (the floor any page pays).
-Usage: .venv/bin/python bench/bench_admin.py [--rows 1000000] [--repeat 5]
+Usage: .venv/bin/python bench/bench_admin.py [--rows 1000000] [--repeat 5] [--reuse]
+(--reuse keeps the catalog a previous run loaded into VICIREC_BENCH_ADMIN_DB, if it has --rows rows)
 """
 
 from __future__ import annotations
@@ -59,6 +62,24 @@ def populate(rows: int) -> None:
     deleted_and_played(rows)
 
 
+def loaded_rows() -> int:
+    """How many recordings the bench database already holds (0 when there is none)."""
+    import MySQLdb
+
+    try:
+        conn = MySQLdb.connect(host="127.0.0.1", port=3306, user="root", database=BENCH_DB)
+    except MySQLdb.OperationalError:
+        return 0
+    try:
+        with conn.cursor() as cursor:
+            cursor.execute("SELECT COUNT(*) FROM recordings_recording")
+            return int(cursor.fetchone()[0])
+    except MySQLdb.ProgrammingError:
+        return 0
+    finally:
+        conn.close()
+
+
 def deleted_and_played(rows: int) -> None:
     """Recording rows//3 deleted under retention with its certificate; rows//2 has its archived file."""
     from django.conf import settings
@@ -67,17 +88,18 @@ def deleted_and_played(rows: int) -> None:
     from retention.models import DeletionCertificate
 
     gone = rows // 3
-    DeletionCertificate.objects.create(
-        recording_id=gone,
-        deleted_at=NOW,
-        run="bench",
-        call={},
-        object_key=f"C{(gone - 1) % 20}/k{gone - 1}.mp3",
-        cloud_deleted=True,
-        local_deleted=False,
-        policy={"retain_days": 30},
-        hold_check={"held": False},
-    )
+    if not DeletionCertificate.objects.filter(recording_id=gone).exists():
+        DeletionCertificate.objects.create(
+            recording_id=gone,
+            deleted_at=NOW,
+            run="bench",
+            call={},
+            object_key=f"C{(gone - 1) % 20}/k{gone - 1}.mp3",
+            cloud_deleted=True,
+            local_deleted=False,
+            policy={"retain_days": 30},
+            hold_check={"held": False},
+        )
     played = Recording.objects.get(pk=rows // 2)
     path = settings.VICIREC_ARCHIVE_DIR / played.object_key
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -87,10 +109,13 @@ def deleted_and_played(rows: int) -> None:
 def place_holds(phone: str) -> tuple[int, int]:
     """A hold on a whole campaign (50,000 recordings at 1,000,000 rows) and one on a case of one phone number."""
     from holds.actions import place_hold
-    from holds.models import Case
+    from holds.models import Case, LegalHold
     from recordings.models import Campaign
     from vicirec.actors import Actor
 
+    placed = LegalHold.objects.active().filter(reason__in=["bench", "bench case"]).order_by("pk")
+    if placed.count() == 2:  # a reused catalog keeps the holds of the run that loaded it
+        return placed[0].pk, placed[1].pk
     campaign_hold = place_hold(
         reason="bench", actor=Actor.command("bench"), campaign=Campaign.objects.get(campaign_id="C0")
     )
@@ -129,13 +154,19 @@ def desk_pages(rows: int, phone: str, campaign_hold: int, case_hold: int) -> dic
     from recordings.models import Campaign
 
     campaign_pk = Campaign.objects.get(campaign_id="C5").pk
+    deep = max(1, min(100, rows // 2500 - 1))  # page 100 of 50 rows at 1,000,000 (an agent has 20,000 calls)
     return {
         "changelist": "/admin/recordings/recording/",
         "changelist_page_50": "/admin/recordings/recording/?p=50",
         "phone_search": f"/admin/recordings/recording/?q={phone}",
         "phone_search_written": f"/admin/recordings/recording/?q=({phone[:3]})+{phone[3:6]}-{phone[6:]}",
         "agent_name_search": "/admin/recordings/recording/?q=Agent+Name07",
+        "agent_name_search_deep_page": f"/admin/recordings/recording/?q=Agent+Name07&p={deep}",
+        "agent_user_id_search": "/admin/recordings/recording/?q=1007",  # also a recording id and a lead id
+        "agent_prefix_search": "/admin/recordings/recording/?q=agent:Agent+Name0",  # 10 agents
         "held_filter": "/admin/recordings/recording/?held=yes",
+        "held_filter_deep_page": f"/admin/recordings/recording/?held=yes&p={deep}",
+        "not_held_filter": "/admin/recordings/recording/?held=no",
         "by_hold_filter_campaign": f"/admin/recordings/recording/?hold={campaign_hold}",
         "by_hold_filter_case": f"/admin/recordings/recording/?hold={case_hold}",
         "overdue_filter": "/admin/recordings/recording/?expires=overdue&held=no",
@@ -153,28 +184,73 @@ def desk_pages(rows: int, phone: str, campaign_hold: int, case_hold: int) -> dic
     }
 
 
+def timed_holds(client, rows: int, phone: str, repeat: int) -> dict[str, dict[str, float]]:  # type: ignore[no-untyped-def]
+    """Placing a hold from the desk and releasing it from the hold's page, as a person does (POSTs through
+    the test client): on 50 recordings picked in the list (its action), on a case (one phone number), on a
+    campaign (50,000 recordings at 1,000,000 rows). Each is released again, so runs do not pile holds up."""
+    from holds.models import Case, LegalHold
+    from recordings.models import Campaign
+
+    case = Case.objects.get_or_create(name="bench desk case", defaults={"phone_numbers": [phone]})[0]
+    campaign = Campaign.objects.get(campaign_id="C3")
+    picked = [str(pk) for pk in range(rows // 4, rows // 4 + 50)]
+    places = {
+        "picked_50": ("/admin/recordings/recording/", {
+            "action": "place_hold_action", "_selected_action": picked, "apply": "1", "reason": "bench desk",
+        }),
+        "case": (f"/admin/holds/case/{case.pk}/hold/", {"reason": "bench desk"}),
+        "campaign": (f"/admin/recordings/campaign/{campaign.pk}/hold/", {"reason": "bench desk"}),
+    }  # fmt: skip
+    results: dict[str, dict[str, float]] = {}
+    for name, (url, form) in places.items():
+        place_times, release_times = [], []
+        for _ in range(repeat + 1):
+            before = LegalHold.objects.order_by("-pk").values_list("pk", flat=True).first() or 0
+            t0 = time.perf_counter()
+            response = client.post(url, form)
+            place_times.append(time.perf_counter() - t0)
+            assert response.status_code == 302, (url, response.status_code)
+            hold = LegalHold.objects.get(pk__gt=before, reason="bench desk")
+            t0 = time.perf_counter()
+            response = client.post(f"/admin/holds/legalhold/{hold.pk}/release/", {"reason": "bench done"})
+            release_times.append(time.perf_counter() - t0)
+            assert response.status_code == 302 and LegalHold.objects.get(pk=hold.pk).released_at
+        for verb, times in (("place", place_times), ("release", release_times)):
+            results[f"{verb}_hold_{name}"] = {
+                "median_s": round(statistics.median(times[1:]), 3),
+                "max_s": round(max(times[1:]), 3),
+            }
+    return results
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--json", action="store_true", help="accepted for bench/run.py; JSON is always printed")
+    parser.add_argument("--reuse", action="store_true", help="keep the catalog of a previous run of --rows rows")
     args = parser.parse_args()
     os.environ["VICIREC_ALLOWED_HOSTS"] = "testserver"  # Django's test client
     os.environ.setdefault("VICIREC_DEMO_NO_2FA", "1")  # the bench superuser signs in with a password only
-    django_on_mariadb(f"{BENCH_DB}_vicidial", own_db=OWN_DB)
+    reuse = args.reuse and loaded_rows() == args.rows
+    django_on_mariadb(f"{BENCH_DB}_vicidial", own_db=OWN_DB, recreate=not reuse)
     from django.contrib.auth import get_user_model
     from django.db import connection
     from django.test import Client
 
-    t0 = time.perf_counter()
-    populate(args.rows)
-    print(f"populated {args.rows:,} rows in {time.perf_counter() - t0:.0f} s", file=sys.stderr)
+    if not reuse:
+        t0 = time.perf_counter()
+        populate(args.rows)
+        print(f"populated {args.rows:,} rows in {time.perf_counter() - t0:.0f} s", file=sys.stderr)
+    else:
+        deleted_and_played(args.rows)  # the played file lives in this run's own VICIREC_HOME
     from recordings.ops.stats import take_snapshot
 
     t0 = time.perf_counter()
     take_snapshot(now=NOW)
     snapshot_s = time.perf_counter() - t0
-    get_user_model().objects.create_superuser("bench", password="bench-password-1")
+    if not get_user_model().objects.filter(username="bench").exists():
+        get_user_model().objects.create_superuser("bench", password="bench-password-1")
     client = Client()
     client.login(username="bench", password="bench-password-1")
     phone = f"312{(args.rows // 2) % 9_000_000 + 1_000_000:07d}"
@@ -182,7 +258,8 @@ def main() -> None:
     pages = desk_pages(args.rows, phone, campaign_hold, case_hold)
     results = {name: timed(client, url, args.repeat) for name, url in pages.items()}
     play = f"/admin/recordings/recording/{args.rows // 2}/play/"
-    results["play_range_206"] = timed(client, play, args.repeat, 206, Range="bytes=100000-")
+    desk_request = {"Range": "bytes=100000-", "Sec-Fetch-Site": "same-origin"}  # playback serves the desk only
+    results["play_range_206"] = timed(client, play, args.repeat, 206, **desk_request)
     deleted = f"/RECORDINGS/MP3/20250101-000000_{args.rows // 3 - 1}-all.mp3"
     results["deleted_link_410"] = timed(client, deleted, args.repeat, 410)
     results["csv_export_first_chunk"] = timed_csv(
@@ -191,6 +268,7 @@ def main() -> None:
     results["csv_export_by_case_hold_first_chunk"] = timed_csv(
         client, f"/admin/recordings/recording/export-csv/?hold={case_hold}", args.repeat
     )
+    results.update(timed_holds(client, args.rows, phone, args.repeat))
     t0 = time.perf_counter()
     with connection.cursor() as cursor:
         for _ in range(args.repeat):

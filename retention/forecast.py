@@ -179,14 +179,21 @@ def policy_volumes(now: datetime) -> dict[str, Any]:
         counted[_volume_key(policy)] = {
             "stored": {"objects": stored.objects, "bytes": stored.bytes, "billable_bytes": stored.billable_bytes},
             "month": {k: v for k, v in asdict(month).items() if k != "days"},
+            "object_bytes": _object_bytes(policy, month),
         }
     return counted
+
+
+def _object_bytes(policy: RetentionPolicy, month: pricing.Volume) -> int:
+    """A typical object's size: the last 30 days' average, else the policy's stored average (a scan)."""
+    return month.bytes // max(month.objects, 1) or policy.typical_object_bytes()
 
 
 def _policy_costs(
     policy: RetentionPolicy, explicit: list[int], now: datetime, counted: dict[str, Any] | None = None
 ) -> dict[str, Any]:
     stored, lifetime = _volumes(policy, explicit, now, counted)
+    object_bytes = (counted or {}).get(_volume_key(policy), {}).get("object_bytes") or _object_bytes(policy, lifetime)
     prices = prices_in_force()
     offers = []
     for offer in pricing.offers(prices):
@@ -204,7 +211,7 @@ def _policy_costs(
                 "refused": pricing.refusal(
                     offer.storage_class,
                     providers=(offer.provider,),
-                    size=lifetime.bytes // max(lifetime.objects, 1) or policy.typical_object_bytes(),
+                    size=object_bytes,
                     days=policy.bucket_days,
                     prices=prices,
                 ),
