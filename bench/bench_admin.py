@@ -20,7 +20,7 @@ import os
 import statistics
 import sys
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 from _setup import django_on_mariadb, peak_rss_mb
 
@@ -32,33 +32,60 @@ GOAL_S = 0.3  # server time per page (the test client calls the view in process:
 
 
 def populate(rows: int) -> None:
-    from recordings.models import Agent, Campaign, Recording
+    """``rows`` recordings (ids 1..rows, one call every 30 s back from NOW, 20 campaigns, 50 agents), made by
+    the database itself (INSERT … SELECT from MariaDB's Sequence engine: a minute instead of an hour of
+    bulk_create at 1,000,000 rows), then the deleted and the played recording."""
+    from django.db import connection
+
+    from recordings.models import Agent, Campaign
 
     campaigns = [Campaign.objects.create(kind="outbound", campaign_id=f"C{n}", name=f"Campaign {n}") for n in range(20)]
     Agent.objects.bulk_create([Agent(user=f"10{n:02d}", full_name=f"Agent Name{n:02d}") for n in range(50)])
-    batch = []
-    for n in range(rows):
-        batch.append(
-            Recording(
-                recording_id=n + 1,
-                filename=f"20250101-000000_{n}",
-                server_ip=f"10.0.0.{11 + n % 3}",
-                start_time=NOW - timedelta(seconds=n * 30),
-                phone_number=f"312{n % 9_000_000 + 1_000_000:07d}",
-                lead_id=n + 1,
-                agent=f"10{n % 50:02d}",
-                campaign=campaigns[n % 20],
-                state=Recording.State.CLEARED,
-                object_key=f"C{n % 20}/k{n}.mp3",
-                stored_size=200_000,
-                original_size=1_000_000,
-                length_in_sec=60,
+    campaign = "CASE " + " ".join(f"WHEN s.seq % 20 = {i} THEN {c.pk}" for i, c in enumerate(campaigns)) + " END"
+    now = NOW.strftime("%Y-%m-%d %H:%M:%S")
+    columns = {
+        "recording_id": "s.seq + 1",
+        "filename": "CONCAT('20250101-000000_', s.seq)",
+        "server_ip": "CONCAT('10.0.0.', 11 + s.seq % 3)",
+        "channel": "''",
+        "extension": "''",
+        "vicidial_location": "''",
+        "vicidial_id": "''",
+        "start_time": f"TIMESTAMPADD(SECOND, -30 * CAST(s.seq AS SIGNED), '{now}')",
+        "length_in_sec": "60",
+        "lead_id": "s.seq + 1",
+        "phone_number": "CONCAT('312', LPAD(s.seq % 9000000 + 1000000, 7, '0'))",
+        "agent": "CONCAT('10', LPAD(s.seq % 50, 2, '0'))",
+        "direction": "'unknown'",
+        "campaign_id": campaign,
+        "state": "'cleared'",
+        "state_changed_at": f"'{now}'",
+        "cataloged_at": f"'{now}'",
+        "error": "''",
+        "needs_person": "0",
+        "attempts": "0",
+        "claimed_by": "''",
+        "local_path": "''",
+        "local_copies": "'[]'",
+        "original_sha256": "''",
+        "original_size": "1000000",
+        "encoder": "'{}'",
+        "object_key": "CONCAT('C', s.seq % 20, '/k', s.seq, '.mp3')",
+        "stored_sha256": "''",
+        "stored_size": "200000",
+        "version_id": "''",
+        "verify_method": "''",
+        "storage_class": "''",
+    }
+    with connection.cursor() as cursor:
+        for start in range(0, rows, 250_000):
+            end = min(start + 250_000, rows) - 1
+            cursor.execute(
+                f"INSERT INTO recordings_recording ({', '.join(columns)}) "
+                f"SELECT {', '.join(columns.values())} FROM seq_{start}_to_{end} s"
             )
-        )
-        if len(batch) == 10_000:
-            Recording.objects.bulk_create(batch)
-            batch = []
-    Recording.objects.bulk_create(batch)
+        cursor.execute("ANALYZE TABLE recordings_recording")
+        cursor.fetchall()
     deleted_and_played(rows)
 
 
