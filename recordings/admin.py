@@ -1,8 +1,9 @@
 """The compliance desk's recordings pages: search among millions, the detail page, playback, holds, export.
 
-Fast at any size: no full COUNT(*) (BoundedPaginator counts at most CAP rows of a filtered list, and
-show_full_result_count is off), search is exact matches on indexed columns (phone, lead, recording id,
-agent, filename) instead of LIKE scans, campaigns come with one join, and "held" is one expression over
+Fast at any size: no full COUNT(*) (BoundedPaginator counts at most CAP keys of a filtered list and reads a
+page keys first, and show_full_result_count is off), search is exact matches on indexed columns (phone,
+lead, recording id, filename read as ids; agents, by user id or name, as one agent list) instead of LIKE
+scans, campaigns come with one join, and "held" is one expression over
 the page's rows. Nothing here is editable: recordings change only through the pipeline's domain functions.
 """
 
