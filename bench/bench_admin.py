@@ -7,7 +7,8 @@ campaign from their pages, each released from the hold's page).
 Goal: under 300 ms server time per page. Also timed: the statistics snapshot that
 computes the dashboard's table-wide totals (run by the central worker, not by a page view).
 
-Baseline, in the same process: the raw indexed SELECT of the same page (the floor any page pays).
+Baseline, in the same process: the raw indexed SELECT of the same page (the floor any page pays), and for
+the agent searches and the held filter the plain conditions the desk's lookups replace, interleaved.
 Usage: .venv/bin/python bench/bench_admin.py [--rows 1000000] [--repeat 5] [--reuse]
 (--reuse keeps the catalog a previous run loaded into VICIREC_BENCH_ADMIN_DB, if it has --rows rows)
 """
@@ -250,6 +251,66 @@ def timed_holds(client, rows: int, phone: str, repeat: int) -> dict[str, dict[st
     return results
 
 
+def lookups_against_plain(rounds: int) -> dict[str, dict[str, float]]:
+    """The list's database work for a search and the held filter, interleaved in this process: the plain
+    conditions (ORs across columns and subqueries, counted with the list's computed columns, a page of full
+    rows) against the desk's lookups (agent list and ids, held ids and campaigns, keys first). Both must
+    give the same count and page."""
+    from django.db.models import BooleanField, ExpressionWrapper, Q
+
+    from holds.models import held_condition, held_covered
+    from recordings import desk, views
+    from recordings.admin import search_condition
+    from recordings.models import Agent, Recording
+    from vicirec.admin_kit import BoundedPaginator
+
+    def listed():  # type: ignore[no-untyped-def]
+        held = ExpressionWrapper(held_condition(), BooleanField())
+        recordings = Recording.objects.select_related("campaign").order_by("-recording_id")
+        return recordings.annotate(is_held=held, agent_full_name=desk.agent_name())
+
+    def plain(condition: Q, page: int) -> tuple[int, list[int]]:
+        found = listed().filter(condition)
+        return found[: BoundedPaginator.CAP].count(), [r.pk for r in found[(page - 1) * 50 : page * 50]]
+
+    def lookup(condition: Q, page: int) -> tuple[int, list[int]]:
+        paginator = BoundedPaginator(listed().filter(condition), 50)
+        return paginator.count, [r.pk for r in paginator.page(page).object_list]
+
+    def plain_search(term: str) -> Q:  # the search before its alternatives were read as ids
+        users = list(Agent.objects.filter(full_name__istartswith=term).values_list("user", flat=True)[:100])
+        condition = Q(agent=term) | Q(filename__in=views.link_candidates(term))
+        if term.isdigit():
+            return condition | Q(phone_number__in=[term]) | Q(pk=int(term)) | Q(lead_id=int(term))
+        return condition | (Q(agent__in=users) if users else Q(pk__in=[]))
+
+    cases = {
+        "agent_name_search": (lambda: plain_search("Agent Name07"), lambda: search_condition("Agent Name07"), 1),
+        "agent_user_id_search": (lambda: plain_search("1007"), lambda: search_condition("1007"), 1),
+        "held_filter": (held_condition, held_covered, 1),
+        "held_filter_page_100": (held_condition, held_covered, 100),
+    }
+    results = {}
+    for name, (old, new, page) in cases.items():
+        before, after = [], []
+        for n in range(rounds + 1):
+            t0 = time.perf_counter()
+            a = plain(old(), page)
+            t1 = time.perf_counter()
+            b = lookup(new(), page)
+            t2 = time.perf_counter()
+            assert a == b, name
+            if n:  # the first round warms both up
+                before.append(t1 - t0)
+                after.append(t2 - t1)
+        results[name] = {
+            "plain_s": round(statistics.median(before), 3),
+            "lookup_s": round(statistics.median(after), 3),
+            "ratio": round(statistics.median(before) / statistics.median(after), 1),
+        }
+    return results
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rows", type=int, default=1_000_000)
@@ -296,6 +357,7 @@ def main() -> None:
         client, f"/admin/recordings/recording/export-csv/?hold={case_hold}", args.repeat
     )
     results.update(timed_holds(client, args.rows, phone, args.repeat))
+    against_plain = lookups_against_plain(args.repeat)
     t0 = time.perf_counter()
     with connection.cursor() as cursor:
         for _ in range(args.repeat):
@@ -308,6 +370,7 @@ def main() -> None:
     summary = {
         "rows": args.rows,
         "pages": results,
+        "lookups_against_plain": against_plain,
         "baseline_raw_phone_select_s": round(baseline, 4),
         "snapshot_with_inventory_s": round(snapshot_s, 2),
         "goal_s": GOAL_S,
@@ -321,6 +384,12 @@ def main() -> None:
 def show(summary: dict) -> None:  # type: ignore[type-arg]
     for name, r in summary["pages"].items():
         print(f"{name:>36}: median {r['median_s']:.3f} s, max {r['max_s']:.3f} s", file=sys.stderr)
+    for name, r in summary["lookups_against_plain"].items():
+        print(
+            f"{name:>36}: lookups {r['lookup_s']:.3f} s against plain conditions {r['plain_s']:.3f} s "
+            f"({r['ratio']:.1f}x; same count and page)",
+            file=sys.stderr,
+        )
     print(
         f"statistics snapshot (the dashboard's totals): {summary['snapshot_with_inventory_s']:.1f} s", file=sys.stderr
     )
