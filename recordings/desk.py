@@ -2,10 +2,10 @@
 agent's name, and the CSV export of a search result.
 
 Each stays fast at any catalog size: the filters reuse the querysets retention and holds use
-(``Recording.objects.expired`` / ``expiring``, a hold's ``condition()``), an agent's name is looked up in
-the small Agent table first and then matched on the indexed ``agent`` column, and the CSV export takes at
-most CSV_LIMIT rows, reads them in batches with their campaign and agent name joined, and logs one access
-event per recording before the first byte, like an evidence export.
+(``Recording.objects.expired`` / ``expiring``, a hold's ``covered()``), an agent's name is looked up in
+the small Agent table first and then matched on the indexed ``agent`` column (``search_lookup``), and
+the CSV export takes at most CSV_LIMIT rows, reads them in batches with their campaign and agent name
+joined, and logs one access event per recording before the first byte, like an evidence export.
 """
 
 from __future__ import annotations
@@ -59,13 +59,6 @@ def agent_users(text: str) -> list[str]:
     if len(text) < 2:
         return []
     return list(Agent.objects.filter(full_name__istartswith=text).values_list("user", flat=True)[:AGENTS_PER_NAME])
-
-
-def agent_name_condition(text: str) -> Q:
-    """Recordings of the agents whose full name starts with ``text``: the names are looked up in the Agent
-    table, then matched on the indexed ``agent`` column."""
-    users = agent_users(text)
-    return Q(agent__in=users) if users else Q(pk__in=[])
 
 
 def search_lookup(agents: list[str], exact: list[Q]) -> Q:
