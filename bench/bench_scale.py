@@ -285,8 +285,8 @@ def load(db: str, size: int, top: int) -> dict:
         inserted_s = time.perf_counter() - t0
         for statement in rebuild:
             cursor.execute(statement)
-        cursor.execute(
-            "ANALYZE recordings_recording"
+        cursor.execute(  # PostgreSQL: also the visibility map autovacuum keeps, for index-only scans
+            "VACUUM ANALYZE recordings_recording"
             if connection.vendor == "postgresql"
             else "ANALYZE TABLE recordings_recording"
         )

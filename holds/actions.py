@@ -5,11 +5,12 @@ the guard, and set_legal_hold simply reports that the target does not support it
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
+from django.db.models import QuerySet
 
 from holds.guards import narrowing, proposed, releasing, snapshot
 from holds.models import Case, DeletionGate, LegalHold, PartialRelease
@@ -63,12 +64,12 @@ def place_hold(
     with DeletionGate.closed():  # committed before a retention batch's last check, or after its deletions
         hold.save()
         if case is not None:  # pin what the case covers now: it stays covered until this hold is released
-            ids = list(Recording.objects.filter(case.condition()).with_copies().values_list("pk", flat=True))
+            ids = list(Recording.objects.filter(case.covered()).with_copies().values_list("pk", flat=True))
         if ids:
             _stamp(hold, actor, f"recordings put on hold: {reason}")
             hold.recordings.add(*ids)
     try:
-        apply_object_locks(Recording.objects.filter(hold.condition()), on=True)
+        apply_object_locks(Recording.objects.filter(hold.covered()), on=True)
     except StorageError as exc:
         # The hold is committed and every stage honours it; only the bucket's own copy of it is missing.
         # verify_archive reports that drift until a later placement or check sets it.
@@ -82,10 +83,8 @@ def release_hold(hold: LegalHold, *, reason: str, actor: Actor) -> LegalHold:
     check_release(actor, reason)
     if hold.released_at is not None:
         raise ValidationError(f"{hold} was already released on {hold.released_at:%Y-%m-%d %H:%M}.")
-    covered = list(Recording.objects.filter(hold.condition()).stored().values_list("pk", flat=True))
-    refused = list(
-        Recording.objects.filter(hold.condition()).values_list("pk", flat=True).filter(pk__in=_refused_erasures())
-    )
+    refused_ids = list(_refused_erasures().values_list("recording_id", flat=True))
+    refused = list(Recording.objects.filter(pk__in=refused_ids).filter(hold.condition()).values_list("pk", flat=True))
     hold.released_at = clock.now()
     hold.released_by = actor.user
     hold.released_by_name = actor.name
@@ -93,7 +92,7 @@ def release_hold(hold: LegalHold, *, reason: str, actor: Actor) -> LegalHold:
     _stamp(hold, actor, f"hold released: {reason}")
     with transaction.atomic(), releasing():  # the release and its history's ledger entry commit together
         hold.save()
-    unlock_unheld(covered)
+    unlock_unheld(Recording.objects.filter(hold.covered()).stored())  # its coverage as it was left
     carry_out_after_release(refused, now=clock.now())  # erasures this hold refused, if no other hold covers them
     return hold
 
@@ -101,7 +100,7 @@ def release_hold(hold: LegalHold, *, reason: str, actor: Actor) -> LegalHold:
 def _refused_erasures():  # type: ignore[no-untyped-def]
     from retention.models import ErasureItem
 
-    return ErasureItem.objects.filter(status=ErasureItem.Status.REFUSED).values("recording_id")
+    return ErasureItem.objects.filter(status=ErasureItem.Status.REFUSED)
 
 
 def check_release(actor: Actor, reason: str) -> None:
@@ -113,11 +112,15 @@ def check_release(actor: Actor, reason: str) -> None:
         raise ValidationError("Releasing a legal hold needs a reason.")
 
 
-def unlock_unheld(recording_ids: Iterable[int]) -> None:
-    """Clear the bucket's legal hold on those of the recordings that no active hold covers any more."""
-    ids = list(recording_ids)
-    still_held = set(Recording.objects.filter(pk__in=ids).held().values_list("pk", flat=True))
-    apply_object_locks(Recording.objects.filter(pk__in=[pk for pk in ids if pk not in still_held]), on=False)
+def unlock_unheld(recordings: Iterable[int] | QuerySet) -> None:
+    """Clear the bucket's legal hold on those of the recordings (ids, or a queryset read in key order) that
+    no active hold covers any more, a batch at a time (LOCK_BATCH), up to the first answer that the target
+    has no per-object legal hold: a target without them costs one batch, whatever the hold covered."""
+    for chunk in _batches(recordings):
+        still_held = set(Recording.objects.filter(pk__in=chunk).held().values_list("pk", flat=True))
+        free = Recording.objects.filter(pk__in=[pk for pk in chunk if pk not in still_held])
+        if not _set_locks(free, on=False)[1]:
+            return
 
 
 CASE_FIELDS = ("name", "external_reference", "description", "phone_numbers", "lead_ids", "agents")
@@ -152,7 +155,7 @@ def change_case(case: Case, *, actor: Actor, reason: str = "", **changes: Any) -
 
 
 def _covered(hold: LegalHold) -> set[int]:
-    return set(Recording.objects.filter(hold.condition()).with_copies().values_list("pk", flat=True))
+    return set(Recording.objects.filter(hold.covered()).with_copies().values_list("pk", flat=True))
 
 
 def _apply_case(case: Case, actor: Actor, reason: str, changes: dict[str, Any], m2m: dict[str, list]) -> None:
@@ -216,16 +219,45 @@ def release_part(hold: LegalHold, *, recording_ids: Iterable[int], actor: Actor,
     return part
 
 
+LOCK_BATCH = 1000
+
+
+def _batches(recordings: Iterable[int] | QuerySet) -> Iterator[list[int]]:
+    if not isinstance(recordings, QuerySet):
+        ids = sorted(set(recordings))
+        yield from (ids[start : start + LOCK_BATCH] for start in range(0, len(ids), LOCK_BATCH))
+        return
+    keys, last = recordings.order_by("pk").values_list("pk", flat=True), None
+    while True:
+        batch = list((keys.filter(pk__gt=last) if last is not None else keys)[:LOCK_BATCH])
+        if batch:
+            yield batch
+        if len(batch) < LOCK_BATCH:
+            return
+        last = batch[-1]
+
+
 def apply_object_locks(recordings, *, on: bool) -> int:  # type: ignore[no-untyped-def]
     """Set or clear the bucket's per-object legal hold on stored recordings; returns how many were set.
 
     Stops at the first "not supported" answer (filesystem target, R2, a bucket without Object Lock).
     """
+    return _set_locks(recordings, on=on)[0]
+
+
+def _set_locks(recordings, *, on: bool) -> tuple[int, bool]:  # type: ignore[no-untyped-def]
+    """(how many were set, whether the target supports it). The recordings are read LOCK_BATCH at a time
+    in key order, so a target without legal holds costs one batch, not a read of all of them."""
     target = get_target()
-    done = 0
-    stored = recordings.stored().exclude(object_key="").values_list("object_key", "version_id")
-    for key, version_id in stored.iterator(chunk_size=1000):
-        if not target.set_legal_hold(key, version_id, on):
-            break
-        done += 1
-    return done
+    done, last = 0, None
+    stored = recordings.stored().exclude(object_key="").order_by("pk")
+    while True:
+        rows = stored.filter(pk__gt=last) if last is not None else stored
+        batch = list(rows.values_list("pk", "object_key", "version_id")[:LOCK_BATCH])
+        for _, key, version_id in batch:
+            if not target.set_legal_hold(key, version_id, on):
+                return done, False
+            done += 1
+        if len(batch) < LOCK_BATCH:
+            return done, True
+        last = batch[-1][0]

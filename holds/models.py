@@ -23,6 +23,7 @@ from django.utils import timezone
 
 from recordings.lib import phones
 from vicirec import clock
+from vicirec.lookups import either
 from vicirec.records import audit_history
 
 
@@ -218,6 +219,16 @@ def covered_condition(parts: list[tuple[QuerySet[Any], Q]], limit: int | None = 
     one indexed query of its ids, at most ``limit`` (COVERED_IDS) each, and the result filters on
     ``pk__in`` those ids. An alternative that covers more stays a condition, ORed on (a large set is
     dense, so it is found quickly). Not for deciding what may be deleted: that is ``held_condition()``."""
+    ids, large = covered_ids(parts, limit)
+    result = Q(pk__in=sorted(ids))
+    for condition in large:
+        result |= condition
+    return result
+
+
+def covered_ids(parts: list[tuple[QuerySet[Any], Q]], limit: int | None = None) -> tuple[set[int], list[Q]]:
+    """The ids of the alternatives that cover at most ``limit`` (COVERED_IDS) recordings each, and the
+    conditions of those that cover more (see ``covered_condition``)."""
     limit = COVERED_IDS if limit is None else limit
     ids: set[int] = set()
     large: list[Q] = []
@@ -227,10 +238,7 @@ def covered_condition(parts: list[tuple[QuerySet[Any], Q]], limit: int | None = 
             large.append(condition)
         else:
             ids |= found
-    result = Q(pk__in=sorted(ids))
-    for condition in large:
-        result |= condition
-    return result
+    return ids, large
 
 
 def held_condition() -> Q:
@@ -259,6 +267,30 @@ def held_condition() -> Q:
             criteria = case.criteria()
             if criteria is not None:
                 condition |= criteria
+    return condition
+
+
+def held_covered(limit: int | None = None) -> Q:
+    """The recordings under an active hold, the same set as ``held_condition()`` read now, written for a
+    lookup (the desk's "held" filter; see ``covered_condition``): the recordings picked by hand or pinned by
+    each active hold and case, and what each held case's criteria match, each read as ids when they are at
+    most ``limit``, with the held campaigns (``vicirec.lookups.either``: led by the campaign column).
+    ``held_condition()`` ORs subqueries that MariaDB checks row by row while it walks the catalog. Not for
+    deciding what may be deleted: that is ``held_condition()``, asked at the moment of deletion."""
+    holds = list(LegalHold.objects.active().select_related("case"))
+    own = [h.pk for h in holds if h.scope != LegalHold.Scope.CAMPAIGN]
+    campaigns = sorted({h.campaign_id for h in holds if h.scope == LegalHold.Scope.CAMPAIGN})
+    cases = {h.case_id: h.case for h in holds if h.scope == LegalHold.Scope.CASE and h.case is not None}
+    parts: list[tuple[QuerySet[Any], Q]] = []
+    if own:
+        through = LegalHold.recordings.through.objects.filter(legalhold_id__in=own)
+        parts.append((through.values_list("recording_id", flat=True), Q(pk__in=through.values("recording_id"))))
+    for case in cases.values():
+        parts += case.parts()
+    ids, large = covered_ids(parts, limit)
+    condition = either(_recordings().all(), "campaign_id", campaigns, ids)
+    for part in large:
+        condition |= part
     return condition
 
 

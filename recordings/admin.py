@@ -1,8 +1,9 @@
 """The compliance desk's recordings pages: search among millions, the detail page, playback, holds, export.
 
-Fast at any size: no full COUNT(*) (BoundedPaginator counts at most CAP rows of a filtered list, and
-show_full_result_count is off), search is exact matches on indexed columns (phone, lead, recording id,
-agent, filename) instead of LIKE scans, campaigns come with one join, and "held" is one expression over
+Fast at any size: no full COUNT(*) (BoundedPaginator counts at most CAP keys of a filtered list and reads a
+page keys first, and show_full_result_count is off), search is exact matches on indexed columns (phone,
+lead, recording id, filename read as ids; agents, by user id or name, as one agent list) instead of LIKE
+scans, campaigns come with one join, and "held" is one expression over
 the page's rows. Nothing here is editable: recordings change only through the pipeline's domain functions.
 """
 
@@ -28,7 +29,7 @@ from django_q.models import Schedule
 from simple_history.admin import SimpleHistoryAdmin
 
 from holds.actions import place_hold
-from holds.models import Case, LegalHold, held_condition
+from holds.models import Case, LegalHold, held_condition, held_covered
 from recordings import desk, views
 from recordings.export import EvidenceExport, evidence_recordings
 from recordings.lib import phones
@@ -63,20 +64,20 @@ def search_condition(term: str) -> Q | None:
         if field == "phone":
             return _phone(value)
         if field == "agent":
-            return Q(agent=value) | desk.agent_name_condition(value)
+            return desk.search_lookup([value, *desk.agent_users(value)], [])
         if field == "file":
             return Q(filename__in=views.link_candidates(value))
         if not digits or len(digits) > 18:
             return Q(pk__in=[])
         return Q(lead_id=int(digits)) if field == "lead" else Q(pk=int(digits))
     digits = re.sub(r"[\s()+.-]", "", term)
-    condition = Q(agent=term) | Q(filename__in=views.link_candidates(term))
+    agents, exact = [term], [Q(filename__in=views.link_candidates(term))]
     if digits.isdigit() and len(digits) <= 18:
         number = int(digits)
-        condition |= _phone(term) | Q(pk=number) | Q(lead_id=number)
+        exact += [_phone(term), Q(pk=number), Q(lead_id=number)]
     else:
-        condition |= desk.agent_name_condition(term)
-    return condition
+        agents += desk.agent_users(term)
+    return desk.search_lookup(agents, exact)
 
 
 def _phone(text: str) -> Q:
@@ -94,10 +95,11 @@ class HeldFilter(admin.SimpleListFilter):
         return [("yes", "Held"), ("no", "Not held")]
 
     def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
+        """The held recordings as ids and campaigns read now (``held_covered``): a lookup, not a row-by-row test."""
         if self.value() == "yes":
-            return queryset.held()  # type: ignore[attr-defined]
+            return queryset.filter(held_covered())
         if self.value() == "no":
-            return queryset.not_held()  # type: ignore[attr-defined]
+            return queryset.exclude(held_covered())
         return queryset
 
 

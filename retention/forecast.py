@@ -124,8 +124,15 @@ def _covered(policy: RetentionPolicy, explicit: list[int]):  # type: ignore[no-u
     return recordings.exclude(campaign_id__in=explicit)
 
 
-def _volumes(policy: RetentionPolicy, explicit: list[int], now: datetime) -> tuple[pricing.Volume, pricing.Volume]:
-    """(what is stored today, one month of calls at the last 30 days' volume kept its whole retention)."""
+def _volumes(
+    policy: RetentionPolicy, explicit: list[int], now: datetime, counted: dict[str, Any] | None = None
+) -> tuple[pricing.Volume, pricing.Volume]:
+    """(what is stored today, one month of calls at the last 30 days' volume kept its whole retention);
+    from ``counted`` (``policy_volumes``, taken with the statistics snapshot) when it has this policy."""
+    found = (counted or {}).get(_volume_key(policy))
+    if found is not None:
+        stored = pricing.Volume(**found["stored"], days=pricing.DAYS_PER_MONTH)
+        return stored, pricing.Volume(**found["month"], days=policy.bucket_days)
     covered = _covered(policy, explicit)
     big = BigIntegerField()
     billable = Greatest(
@@ -157,8 +164,36 @@ def _volumes(policy: RetentionPolicy, explicit: list[int], now: datetime) -> tup
     return stored, lifetime
 
 
-def _policy_costs(policy: RetentionPolicy, explicit: list[int], now: datetime) -> dict[str, Any]:
-    stored, lifetime = _volumes(policy, explicit, now)
+def _volume_key(policy: RetentionPolicy) -> str:
+    return "default" if policy.campaign_id is None else f"campaign {policy.campaign_id}"
+
+
+def policy_volumes(now: datetime) -> dict[str, Any]:
+    """What each policy stores and its last 30 days of calls and playback, counted for the statistics
+    snapshot (recordings.ops.stats): the dashboard prices these counts at the prices in force when it is
+    shown, instead of summing every policy's recordings on each view (minutes at 1,000,000 rows)."""
+    default, explicit = RetentionPolicy.objects.for_campaign_ids()
+    counted = {}
+    for policy in [default, *explicit.values()]:
+        stored, month = _volumes(policy, list(explicit), now)
+        counted[_volume_key(policy)] = {
+            "stored": {"objects": stored.objects, "bytes": stored.bytes, "billable_bytes": stored.billable_bytes},
+            "month": {k: v for k, v in asdict(month).items() if k != "days"},
+            "object_bytes": _object_bytes(policy, month),
+        }
+    return counted
+
+
+def _object_bytes(policy: RetentionPolicy, month: pricing.Volume) -> int:
+    """A typical object's size: the last 30 days' average, else the policy's stored average (a scan)."""
+    return month.bytes // max(month.objects, 1) or policy.typical_object_bytes()
+
+
+def _policy_costs(
+    policy: RetentionPolicy, explicit: list[int], now: datetime, counted: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    stored, lifetime = _volumes(policy, explicit, now, counted)
+    object_bytes = (counted or {}).get(_volume_key(policy), {}).get("object_bytes") or _object_bytes(policy, lifetime)
     prices = prices_in_force()
     offers = []
     for offer in pricing.offers(prices):
@@ -176,7 +211,7 @@ def _policy_costs(policy: RetentionPolicy, explicit: list[int], now: datetime) -
                 "refused": pricing.refusal(
                     offer.storage_class,
                     providers=(offer.provider,),
-                    size=lifetime.bytes // max(lifetime.objects, 1) or policy.typical_object_bytes(),
+                    size=object_bytes,
                     days=policy.bucket_days,
                     prices=prices,
                 ),
@@ -198,13 +233,14 @@ def _policy_costs(policy: RetentionPolicy, explicit: list[int], now: datetime) -
     }
 
 
-def cost_forecast(*, now: datetime) -> dict[str, Any]:
+def cost_forecast(*, now: datetime, counted: dict[str, Any] | None = None) -> dict[str, Any]:
     """For each policy: today's stored bytes and their monthly storage cost, and the cost of one month of
     calls (at the last 30 days' volume and playback) over the policy's whole retention, for every R2 and S3
-    storage class; then the totals of each policy's own class on R2 and on S3, and which is cheaper."""
+    storage class; then the totals of each policy's own class on R2 and on S3, and which is cheaper. The
+    volumes come from ``counted`` (``policy_volumes``) where it has them, else are counted now."""
     default, explicit = RetentionPolicy.objects.for_campaign_ids()
     policies = [default, *sorted(explicit.values(), key=lambda p: str(p))]
-    rows = [_policy_costs(policy, list(explicit), now) for policy in policies]
+    rows = [_policy_costs(policy, list(explicit), now, counted) for policy in policies]
     totals: dict[str, float] = {}
     for provider in pricing.PROVIDERS:
         chosen = [

@@ -1,7 +1,8 @@
 """The figures of the compliance desk's dashboard (the admin index), for the view in recordings.views.
 
-The table-wide totals (by state, per server, in the bucket, month by month) come from the latest
-statistics snapshot, where the central worker computes them (recordings.ops.stats.inventory): a page view
+The table-wide totals (by state, per server, in the bucket, month by month, and what each retention policy
+stores and took in over the last 30 days, which the cost panel prices) come from the latest statistics
+snapshot, where the central worker computes them (recordings.ops.stats.inventory): a page view
 never scans the catalog. Only a catalog without any snapshot yet is counted live. The backlog and the
 latest failures are live queries bounded by the (state, server_ip, start_time) index.
 """
@@ -61,7 +62,7 @@ def dashboard_data(now: datetime) -> dict[str, Any]:
         "bill": _bill(totals["cloud"]),
         "proposals": list(_pending_proposals()[:PROPOSALS_SHOWN]),
         "pending_proposals": _pending_proposals().count(),
-        "costs": cost_forecast(now=now),
+        "costs": cost_forecast(now=now, counted=totals.get("policy_volumes")),
         "custody": last_custody_check(),
     }
 

@@ -23,6 +23,7 @@ from django_q.models import Success
 
 from recordings.models import InventoryBlock, Recording, RecordingEvent
 from recordings.ops.schedules import PREFIX
+from retention.forecast import policy_volumes
 from vicirec.reports import Report
 
 NODE_WORK_STATES = (*Recording.WAITING_STATES, Recording.State.ARCHIVED)  # to upload, or to clear locally
@@ -291,6 +292,7 @@ class SnapshotReport(Report):
     archived_stored_bytes: int = 0
     disk: dict[str, dict[str, Any]] = field(default_factory=dict)
     inventory: dict[str, Any] = field(default_factory=dict)
+    policy_volumes: dict[str, Any] = field(default_factory=dict)  # kept with the inventory, for the cost panel
     blocks_counted: int = 0
 
 
@@ -317,6 +319,7 @@ def take_snapshot(*, now: datetime, full: bool = False) -> SnapshotReport:
         archived_stored_bytes=sizes["stored"] or 0,
         disk=reported_disks(),
         inventory=inventory_from_blocks(now),
+        policy_volumes=policy_volumes(now),
         blocks_counted=blocks_counted,
     )
     PipelineSnapshot.objects.update_or_create(
@@ -328,7 +331,7 @@ def take_snapshot(*, now: datetime, full: bool = False) -> SnapshotReport:
             "archived_original_bytes": report.archived_original_bytes,
             "archived_stored_bytes": report.archived_stored_bytes,
             "disk": report.disk,
-            "inventory": report.inventory,
+            "inventory": {**report.inventory, "policy_volumes": report.policy_volumes},
         },
     )
     return report

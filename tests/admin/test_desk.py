@@ -61,7 +61,7 @@ def test_changelist_never_counts_the_whole_table_and_costs_the_same_per_page(mak
         make_recording(campaign=campaign if n % 2 else None)
     url = reverse("admin:recordings_recording_changelist")
     with CaptureQueriesContext(connection) as few:
-        assert client.get(url).status_code == 200
+        assert client.get(url + "?q=3125551212").status_code == 200
     for _ in range(40):
         make_recording(campaign=campaign)
     with CaptureQueriesContext(connection) as many:

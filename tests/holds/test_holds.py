@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
 from io import StringIO
 from pathlib import Path
@@ -135,6 +136,61 @@ def test_holds_set_the_buckets_object_lock_and_verify_reports_drift(s3_server, s
     target.set_legal_hold(held.object_key, held.version_id, True)
     release_hold(hold, reason="closed", actor=ACTOR)
     assert target.legal_hold_status(held.object_key, held.version_id) is False
+
+
+def test_a_campaign_hold_locks_and_unlocks_every_object_batch_by_batch(
+    s3_server, settings, spool_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Placing and releasing read the hold's recordings a batch at a time (LOCK_BATCH) in key order: each
+    stored object is locked, and on release unlocked unless another active hold still covers it."""
+    from holds import actions
+    from tests.s3_fixtures import s3_archive_storage
+
+    monkeypatch.setattr(actions, "LOCK_BATCH", 2)
+    bucket = make_bucket(s3_server, object_lock=True)
+    settings.STORAGES = {**settings.STORAGES, "archive": s3_archive_storage(s3_server, bucket)}
+    campaign = Campaign.objects.create(kind="outbound", campaign_id="LOCKED")
+    make_policy(campaign=campaign, keep_local_days=1, retain_days=90, codec="none")
+    calls = [make_recording(campaign=campaign, start_time=NOW - timedelta(days=5)) for _ in range(5)]
+    for r in calls:
+        write_file(spool_dir, f"MP3/{r.filename}-all.mp3", b"mp3 audio " * 100)
+    archive_due(now=NOW, node="", threads=1)
+    target = get_target()
+
+    def locked() -> list[bool]:
+        return [target.legal_hold_status(r.object_key, r.version_id) for r in Recording.objects.order_by("pk")]
+
+    other = place_hold(reason="complaint", actor=ACTOR, recording_ids=[calls[3].pk])
+    assert locked() == [False, False, False, True, False]
+    hold = place_hold(reason="lawsuit", actor=ACTOR, campaign=campaign)
+    assert locked() == [True] * 5
+    release_hold(hold, reason="settled", actor=ACTOR)
+    assert locked() == [False, False, False, True, False]  # the complaint's hold still stands on the 4th
+    release_hold(other, reason="closed", actor=ACTOR)
+    assert locked() == [False] * 5
+
+
+def test_releasing_a_hold_reads_one_batch_where_the_target_has_no_legal_holds(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A folder target (or R2) has no per-object legal hold: a release asks once, whatever the hold covers."""
+    from holds import actions
+
+    monkeypatch.setattr(actions, "LOCK_BATCH", 3, raising=False)
+    queries = []
+    for size in (4, 40):
+        campaign = Campaign.objects.create(kind="outbound", campaign_id=f"C{size}")
+        for n in range(size):
+            make_recording(campaign=campaign, state="cleared", object_key=f"c/{size}/{n}.mp3", stored_sha256="0" * 64)
+        hold = place_hold(reason="r", actor=ACTOR, campaign=campaign)
+        with CaptureQueriesContext(connection) as captured:
+            release_hold(hold, reason="done", actor=ACTOR)
+        queries.append(len(captured.captured_queries))
+        assert not Recording.objects.filter(campaign=campaign).held().exists()
+        sqls = [q["sql"] for q in captured.captured_queries]
+        reads = [sql for sql in sqls if re.search(r"FROM .recordings_recording. WHERE .*campaign_id", sql)]
+        assert reads and all("LIMIT 3" in sql for sql in reads), reads  # never all of the campaign at once
+    assert queries[0] == queries[1]
 
 
 @pytest.mark.parametrize("limit", [10_000, 1])
