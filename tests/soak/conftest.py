@@ -42,7 +42,7 @@ class Scale:
 SCALE = (
     Scale(storage_faults=1100, kills=110, db_cuts=40, enospc_rounds=3, broker_outages=2)
     if FULL
-    else Scale(storage_faults=60, kills=6, db_cuts=4, enospc_rounds=1, broker_outages=1)
+    else Scale(storage_faults=60, kills=6, db_cuts=4, enospc_rounds=1, broker_outages=0)
 )
 
 
