@@ -328,6 +328,17 @@ def _unchanged(job: _Job, found: spool.Found, prepared: Prepared, root_sha256: s
             f"{found.relative} is dated {datetime.fromtimestamp(found.mtime, tz=UTC):%Y-%m-%d %H:%M} UTC, in "
             "the future: the clock of the server that wrote it is wrong"
         )
+    cataloged = recording.original_size
+    if (
+        not recording.original_sha256
+        and cataloged
+        and recording.local_path == found.relative
+        and cataloged != prepared.original_size
+    ):
+        prepared.encoder.setdefault("warnings", []).append(
+            f"{found.relative} was {cataloged} bytes when it was cataloged and is {prepared.original_size} bytes "
+            "now: replaced or rewritten since"
+        )
     after = found.path.stat()
     if after.st_size != prepared.original_size or after.st_mtime != found.mtime:
         return job.fail(f"{found.relative} changed while it was being read; it will be retried once it settles")
