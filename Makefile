@@ -84,16 +84,17 @@ lint: setup
 bench: setup $(VENV)/.bench-deps
 	$(PY) bench/run.py
 
-# The soak (docs/reliability.md): the reliability suite and tests/soak at full size on SQLite, then the
-# database-fault part on MariaDB and PostgreSQL; one line of figures at the end (tests/soak/figures.py).
+# The soak (docs/reliability.md): the reliability suite and tests/soak at full size on SQLite, and the
+# database-fault part on MariaDB and PostgreSQL, in four passes side by side (tests/soak/run.py); one line
+# of figures at the end (tests/soak/figures.py). The broker part starts its own redis-server.
 SOAK_DATABASES ?= mysql://root@127.0.0.1:3306/vicirec_own postgres://postgres@127.0.0.1:5432/vicirec_own
 
-soak: setup
-	@rm -f tests/artifacts/soak-*.json
-	VICIREC_SOAK=full VICIREC_HYPOTHESIS_EXAMPLES=60 $(VENV)/bin/pytest -q -p no:randomly tests/reliability tests/soak \
-	  --deselect tests/reliability/test_hostile_input.py::test_a_200_mb_recording_is_archived_and_verified_with_bounded_memory || exit $$?
-	@for db in $(SOAK_DATABASES); do \
-	  echo "== soak, vicirec's own database: $$db"; \
-	  VICIREC_SOAK=full VICIREC_TEST_DATABASE_URL=$$db $(VENV)/bin/pytest -q -p no:randomly tests/soak/test_db_faults.py || exit $$?; \
-	done
-	@$(PY) tests/soak/figures.py --full
+$(VENV)/.soak-deps:
+	@command -v redis-server >/dev/null || \
+	  { echo "Installing redis-server (the soak's broker outages)…"; \
+	    $$( [ "$$(id -u)" = 0 ] || echo sudo ) apt-get update -qq && \
+	    $$( [ "$$(id -u)" = 0 ] || echo sudo ) apt-get install -y -qq redis-server >/dev/null; }
+	@mkdir -p $(VENV) && touch $@
+
+soak: setup $(VENV)/.soak-deps
+	$(PY) tests/soak/run.py $(SOAK_DATABASES)

@@ -46,6 +46,10 @@ CODECS: Final = ("mp3", "opus", "flac", "none")
 BLOCK_FRAMES: Final = 64 * 1024  # frames per encoder block: 128 KiB of 8 kHz mono 16-bit PCM
 
 _WAVE_FORMAT_PCM: Final = 0x0001
+# Sample rates a WAV header may claim and still be encoded; outside them the header is nonsense (a damaged
+# capture) and the file is archived as it is, its bytes untouched.
+_RATE_MIN: Final = 1000
+_RATE_MAX: Final = 384_000
 _WAVE_FORMAT_EXTENSIBLE: Final = 0xFFFE
 _WAVE_FORMAT_NAMES: Final = {
     0x0001: "PCM",
@@ -118,7 +122,11 @@ class _WavFormat:
             return f"WAV holds {self.name} audio, not PCM"
         if self.bits_per_sample != 16:
             return f"WAV holds {self.bits_per_sample}-bit PCM; only 16-bit PCM is encoded"
-        if not 1 <= self.channels <= 2 or self.sample_rate <= 0 or self.block_align != 2 * self.channels:
+        if (
+            not 1 <= self.channels <= 2
+            or not _RATE_MIN <= self.sample_rate <= _RATE_MAX
+            or self.block_align != 2 * self.channels
+        ):
             return f"WAV format is unusual ({self.channels} channels, {self.sample_rate} Hz, block {self.block_align})"
         return None
 
@@ -161,8 +169,9 @@ def prepare(
     with raw:
         if codec == "none" or source.suffix.lower() != ".wav":
             reason = "codec is none" if codec == "none" else f"{source.suffix or 'no extension'} is not WAV"
+            head = reader.read_exact(4)
             reader.drain()
-            return _passthrough(source, reader, reason=reason, warnings=[])
+            return _passthrough(source, reader, reason=reason, warnings=_unlike_its_name(source, head))
         fmt, data_size, warnings = _read_wav_header(source, reader)
         why_not = "RF64/RIFX container" if fmt is None else fmt.not_encodable_reason()
         if fmt is None or why_not is not None:
@@ -183,6 +192,17 @@ def prepare(
     if encoded is None:
         return _passthrough(source, reader, reason="WAV has no audio frames", warnings=warnings)
     return encoded
+
+
+def _unlike_its_name(source: Path, head: bytes) -> list[str]:
+    """A warning when a compressed copy's first bytes are not its format's (VICIdial wrote an error page or
+    a failed conversion under a recording's name): it is archived as it is, and the catalog says so."""
+    ext = source.suffix.lower()
+    if ext == ".mp3" and not (head[:3] == b"ID3" or (len(head) > 1 and head[0] == 0xFF and head[1] & 0xE0 == 0xE0)):
+        return [f"{source.name} does not look like MP3 (no ID3 tag or MPEG frame at its start); archived as it is"]
+    if ext == ".ogg" and head[:4] != b"OggS":
+        return [f"{source.name} does not look like Ogg (no OggS page at its start); archived as it is"]
+    return []
 
 
 def _passthrough(source: Path, reader: HashingReader, *, reason: str, warnings: list[str]) -> Prepared:

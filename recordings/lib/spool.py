@@ -21,6 +21,7 @@ opened. Every candidate that exists is resolved (every component) and must stay 
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 import stat
@@ -45,6 +46,8 @@ COMPRESSED_KINDS = ("mp3", "ogg", "gsm", "gsw")  # uploaded as they are, in this
 SPOOL_ROOT_CHILD = "monitorDONE"
 _KIND_OF_FOLDER = {sub: kind for sub, _, kind in LAYOUT}
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+NAME_MAX = 255  # bytes in one file name (ext4, XFS, …): VICIdial's "<filename>-all.<ext>" must fit
+_LONGEST_SUFFIX = max(len(f"-all.{ext}") for _, ext, _ in LAYOUT)
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
 
@@ -83,6 +86,12 @@ def check_filename(filename: str | None) -> str:
         raise UnsafeFilename("filename contains a path separator and could leave the spool")
     if filename in {".", ".."} or filename.startswith(".."):
         raise UnsafeFilename("filename would leave the spool ('..')")
+    size = len(filename.encode("utf-8", "surrogateescape"))
+    if size + _LONGEST_SUFFIX > NAME_MAX:
+        raise UnsafeFilename(
+            f"filename is {size} bytes in UTF-8: with its '-all.<ext>' suffix no file can have that name "
+            f"(the {NAME_MAX}-byte limit of a file name)"
+        )
     return filename
 
 
@@ -162,8 +171,10 @@ def _check(
         return NotFound(f"{relative} leads outside the spool ({spool}) through a symlink", permanent=True)
     try:
         st = os.stat(target)
-    except OSError:
-        problems.append(f"{relative} is a dangling symlink")
+    except OSError as exc:
+        problems.append(
+            f"{relative} is a symlink loop" if exc.errno == errno.ELOOP else f"{relative} is a dangling symlink"
+        )
         return None
     if not stat.S_ISREG(st.st_mode):
         problems.append(f"{relative} is not a regular file")

@@ -192,10 +192,12 @@ class _Job:
         return outcome
 
 
-def mark_archived(jobs: list[_Job], *, token: str, now: datetime) -> int:
+def mark_archived(jobs: list[_Job], *, token: str, now: datetime, run: _Run | None = None) -> int:
     """Mark a batch's confirmed recordings archived: one transaction for the state changes and custody log.
 
-    Held recordings get the bucket's own legal hold first, so none counts as archived without it. Only
+    Held recordings get the bucket's own legal hold first, so none counts as archived without it: one the
+    bucket refuses the hold for is failed with the reason (the next run adopts its confirmed object and
+    sets the hold again), and the rest of the batch goes on (``run``'s report counts it failed). Only
     rows this run still holds the claim on are marked; returns how many were. The rows share every value
     but the version id (and, for adopted objects, how and when they were confirmed), so they are written
     with one UPDATE per group and the version ids with one more, not a CASE per field per row.
@@ -205,10 +207,23 @@ def mark_archived(jobs: list[_Job], *, token: str, now: datetime) -> int:
     by_pk = {job.recording.pk: job for job in jobs}
     held = set(Recording.objects.filter(pk__in=list(by_pk)).held().values_list("pk", flat=True))
     for pk in held:
-        recording = by_pk[pk].recording
-        by_pk[pk].target.set_legal_hold(recording.object_key, recording.version_id, True)
+        job = by_pk[pk]
+        try:
+            job.target.set_legal_hold(job.recording.object_key, job.recording.version_id, True)
+        except StorageError as exc:
+            job.fail(
+                f"not marked archived: the bucket's legal hold could not be set: {exc.message}", permanent=exc.permanent
+            )
+            del by_pk[pk]
+            if run is not None:
+                with run.lock:
+                    run.report.archived -= 1
+                    run.report.failed += 1
+                    run.report.errors.append(f"{job.recording.recording_id}: {job.recording.error}")
+    if not by_pk:
+        return 0
     moved = transition_batch(
-        [(job.recording, job.detail) for job in jobs],
+        [(job.recording, job.detail) for job in by_pk.values()],
         to=Recording.State.ARCHIVED,
         token=token,
         actor=ACTOR,
@@ -327,6 +342,17 @@ def _unchanged(job: _Job, found: spool.Found, prepared: Prepared, root_sha256: s
         prepared.encoder.setdefault("warnings", []).append(
             f"{found.relative} is dated {datetime.fromtimestamp(found.mtime, tz=UTC):%Y-%m-%d %H:%M} UTC, in "
             "the future: the clock of the server that wrote it is wrong"
+        )
+    cataloged = recording.original_size
+    if (
+        not recording.original_sha256
+        and cataloged
+        and recording.local_path == found.relative
+        and cataloged != prepared.original_size
+    ):
+        prepared.encoder.setdefault("warnings", []).append(
+            f"{found.relative} was {cataloged} bytes when it was cataloged and is {prepared.original_size} bytes "
+            "now: replaced or rewritten since"
         )
     after = found.path.stat()
     if after.st_size != prepared.original_size or after.st_mtime != found.mtime:
@@ -519,10 +545,10 @@ def _claim_and_mark(
             break
         confirmed.extend(job for job in pool.finished(claim_at=low_water if more else 0, timeout=MARK_EVERY_S) if job)
         if len(confirmed) >= batch_size or not pool.in_flight or time.monotonic() - marked_at > MARK_EVERY_S:
-            mark_archived(confirmed, token=run.token, now=run.now)
+            mark_archived(confirmed, token=run.token, now=run.now, run=run)
             confirmed.clear()
             marked_at = time.monotonic()
-    mark_archived(confirmed, token=run.token, now=run.now)
+    mark_archived(confirmed, token=run.token, now=run.now, run=run)
 
 
 def archive_due(

@@ -158,6 +158,9 @@ ARCHIVE_TABLES = (RecordingLogArchive, VicidialLogArchive, VicidialCloserLogArch
 
 # A call time further ahead of our clock than this is a telephony server's clock error, not a call.
 CLOCK_SKEW = timedelta(hours=1)
+# A call time before this is a telephony server's clock reset (1970: an epoch of 0), not a call. Taken as
+# it is, it would make a call of today look long past its retention, so never uploaded and deleted.
+EARLIEST_CALL = datetime(2000, 1, 1, tzinfo=UTC)
 
 
 def _still_open(row: dict[str, Any], now: datetime) -> bool:
@@ -277,6 +280,12 @@ def _dated(row: dict[str, Any], now: datetime) -> tuple[datetime | None, list[st
         notes.append(
             f"recording_log dates the call {started:%Y-%m-%d %H:%M} UTC, in the future (a telephony server's "
             "clock is wrong?); the catalog time stands in for it"
+        )
+        started = None
+    elif started is not None and started < EARLIEST_CALL:
+        notes.append(
+            f"recording_log dates the call {started:%Y-%m-%d %H:%M} UTC, before any VICIdial call (a telephony "
+            "server's clock was reset?); the catalog time stands in for it"
         )
         started = None
     return started, notes

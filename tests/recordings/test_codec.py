@@ -397,3 +397,38 @@ def test_synthesis_of_a_stretch_of_silence_still_writes_valid_audio(tmp_path: Pa
     synthesize_speech_like_wav(path, seconds=0.05, seed=3)
     with wave.open(str(path)) as w:
         assert (w.getframerate(), w.getnchannels(), w.getsampwidth(), w.getnframes()) == (8000, 1, 2, 400)
+
+
+@pytest.mark.parametrize(("channels", "rate"), [(0, 8000), (1, 2_000_000_000), (1, 10)], ids=["0ch", "2GHz", "10Hz"])
+def test_a_wav_header_with_nonsense_channels_or_rate_passes_through_with_the_reason(
+    tmp_path: Path, workdir: Path, channels: int, rate: int
+) -> None:
+    path = tmp_path / "call-all.wav"
+    path.write_bytes(wav_bytes(b"\x12\x34" * 3250, channels=channels, rate=rate))
+
+    prepared = prepare(path, codec="opus", workdir=workdir)
+
+    assert not prepared.transformed and prepared.original_sha256 == sha256(path)
+    assert "WAV format is unusual" in prepared.encoder["reason"] and f"{rate} Hz" in prepared.encoder["reason"]
+
+
+@pytest.mark.parametrize(
+    ("name", "data", "warned"),
+    [
+        ("call-all.mp3", b"<html><body>404 Not Found</body></html>\n" * 20, True),
+        ("call-all.ogg", b"ID3\x03" + bytes(200), True),
+        ("call-all.mp3", b"ID3\x03" + bytes(200), False),
+        ("call-all.mp3", b"\xff\xfb\x90\x64" + bytes(200), False),
+        ("call-all.ogg", b"OggS" + bytes(200), False),
+    ],
+)
+def test_a_compressed_copy_that_does_not_look_like_its_format_is_archived_as_it_is_with_a_warning(
+    tmp_path: Path, workdir: Path, name: str, data: bytes, warned: bool
+) -> None:
+    path = tmp_path / name
+    path.write_bytes(data)
+
+    prepared = prepare(path, codec="mp3", workdir=workdir)
+
+    assert prepared.output_path == path and prepared.original_sha256 == sha256(path)
+    assert any("does not look like" in w for w in prepared.encoder["warnings"]) is warned

@@ -57,3 +57,18 @@ def test_a_listing_finds_what_each_lookup_finds_and_reads_each_folder_once(tmp_p
 
     monkeypatch.setattr(spool, "LISTING_MAX_NAMES", 1)
     assert isinstance(spool.locate("late", None, [tmp_path], listing=spool.Listing()), spool.Found)
+
+
+def test_a_name_no_file_can_have_is_refused_and_a_symlink_loop_is_named(tmp_path: Path) -> None:
+    root = tmp_path / "monitorDONE"
+    root.mkdir()
+    (root / "loop-all.wav").symlink_to(root / "loop2-all.wav")
+    (root / "loop2-all.wav").symlink_to(root / "loop-all.wav")
+
+    too_long = spool.locate("録音" * 50, None, [root])  # 100 characters, 300 bytes: no file name holds it
+    longest = spool.check_filename("a" * (spool.NAME_MAX - len("-all.wav")))
+    loop = spool.locate("loop", None, [root])
+
+    assert isinstance(too_long, spool.NotFound) and too_long.permanent and "255-byte" in too_long.reason
+    assert len(f"{longest}-all.wav".encode()) == spool.NAME_MAX
+    assert isinstance(loop, spool.NotFound) and not loop.permanent and "symlink loop" in loop.reason

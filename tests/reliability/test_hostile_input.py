@@ -10,6 +10,8 @@ import struct
 import subprocess
 import sys
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -281,3 +283,283 @@ def test_a_200_mb_recording_is_archived_and_verified_with_bounded_memory(
     target = S3Target(s3_server.client(), locked_bucket)
     baseline = {big.pk: Baseline(big.local_path, sha256_of(path))}
     assert check_invariants(target=target, spool=spool_dir, baseline=baseline, now=NOW)
+
+
+# --- more kinds: one batch, each kind set up by its own function, judged by its own check ------------------
+
+
+def wav_header(*, magic: bytes = b"RIFF", form: bytes = b"WAVE", channels: int = 1, rate: int = 8000) -> bytes:
+    """A 16-bit PCM WAV header (fields as given, however absurd) and a second of samples."""
+    samples = os.urandom(16000)
+    align = 2 * max(channels, 1)
+    fmt = struct.pack("<HHIIHH", 1, channels, rate, (rate * align) & 0xFFFFFFFF, align, 16)
+    body = form + b"fmt " + struct.pack("<I", 16) + fmt + b"data" + struct.pack("<I", len(samples)) + samples
+    return magic + struct.pack("<I", len(body)) + body
+
+
+@dataclass
+class Kind:
+    """One kind of hostile or broken input: ``setup`` writes its recording_log row(s) and files and returns
+    the row; ``between`` (optional) acts after the catalog read the spool and before the archive does;
+    ``check`` gets the recording once sync, archive and cleanup ran and asserts its outcome and reason."""
+
+    setup: Callable[[VicidialData, Path, Path, datetime], dict[str, Any]]
+    check: Callable[[Recording, Path], None]
+    between: Callable[[Path], None] | None = None
+
+
+def _row(vicidial: VicidialData, name: str, start: datetime, **fields: Any) -> dict[str, Any]:
+    return vicidial.recording_log(filename=name, start=start, **fields)
+
+
+def _events(r: Recording) -> str:
+    return " | ".join(RecordingEvent.objects.filter(recording=r).values_list("detail", flat=True))
+
+
+def _cleared(r: Recording) -> None:
+    assert r.state == "cleared" and r.stored_sha256, (r.state, r.error)
+
+
+def _missing_because(text: str) -> Callable[[Recording, Path], None]:
+    def check(r: Recording, spool: Path) -> None:
+        assert r.state == "missing" and text in r.error and text in _events(r), (r.state, r.error)
+
+    return check
+
+
+def _warned(text: str) -> Callable[[Recording, Path], None]:
+    def check(r: Recording, spool: Path) -> None:
+        _cleared(r)
+        assert any(text in w for w in r.encoder.get("warnings", [])) or text in r.encoder.get("reason", ""), r.encoder
+
+    return check
+
+
+def _setup_shell(v: VicidialData, spool: Path, tmp: Path, start: datetime) -> dict[str, Any]:
+    name = "20261101 $(rm -rf ~); `id` 'q' \"x\" & | > <"
+    wav(spool / f"{name}-all.wav", seed=11)
+    return _row(v, name, start)
+
+
+def _check_shell(r: Recording, spool: Path) -> None:
+    _cleared(r)
+    assert r.object_key.isascii() and not set("$`;'\"&|<> ") & set(r.object_key), r.object_key
+
+
+LONG_NAME = "録音" * 50  # 100 characters (the column's width), 300 bytes in UTF-8: more than a file name holds
+
+
+def _setup_utf8_on_disk(v: VicidialData, spool: Path, tmp: Path, start: datetime) -> dict[str, Any]:
+    # VICIdial's row says café in UTF-8; the file on disk was named in Latin-1 (not valid UTF-8).
+    (spool / "MP3").mkdir(exist_ok=True)
+    with open(os.fsencode(spool / "MP3") + b"/20261101-caf\xe9-all.mp3", "wb") as handle:
+        handle.write(b"ID3\x03" + os.urandom(2000))
+    return _row(v, "20261101-café", start)
+
+
+def _setup_directory(v: VicidialData, spool: Path, tmp: Path, start: datetime) -> dict[str, Any]:
+    (spool / "adir-all.wav").mkdir()
+    return _row(v, "adir", start)
+
+
+def _setup_fifo(v: VicidialData, spool: Path, tmp: Path, start: datetime) -> dict[str, Any]:
+    os.mkfifo(spool / "afifo-all.wav")  # opening it would block for ever: it must never be opened
+    return _row(v, "afifo", start)
+
+
+def _setup_symlink_loop(v: VicidialData, spool: Path, tmp: Path, start: datetime) -> dict[str, Any]:
+    (spool / "loop-all.wav").symlink_to(spool / "loop2-all.wav")
+    (spool / "loop2-all.wav").symlink_to(spool / "loop-all.wav")
+    return _row(v, "loop", start)
+
+
+def _setup_hard_link(v: VicidialData, spool: Path, tmp: Path, start: datetime) -> dict[str, Any]:
+    outside = wav(tmp / "elsewhere" / "kept.wav", seed=12)
+    os.link(outside, spool / "hardlinked-all.wav")
+    return _row(v, "hardlinked", start)
+
+
+def _check_hard_link(r: Recording, spool: Path) -> None:
+    _cleared(r)
+    kept = spool.parent / "elsewhere" / "kept.wav"
+    assert kept.is_file() and kept.stat().st_nlink == 1  # only the spool's name was removed
+
+
+def _setup_in_root_and_orig(v: VicidialData, spool: Path, tmp: Path, start: datetime) -> dict[str, Any]:
+    # VICIdial's move into ORIG/ was cut off after the copy: the same capture in both places.
+    wav(spool / "twice-all.wav", seed=13)
+    (spool / "ORIG").mkdir(exist_ok=True)
+    (spool / "ORIG" / "twice-all.wav").write_bytes((spool / "twice-all.wav").read_bytes())
+    return _row(v, "twice", start)
+
+
+def _check_in_root_and_orig(r: Recording, spool: Path) -> None:
+    _cleared(r)
+    assert sorted(c["path"] for c in r.local_copies) == ["ORIG/twice-all.wav", "twice-all.wav"]
+    assert not (spool / "twice-all.wav").exists() and not (spool / "ORIG" / "twice-all.wav").exists()
+
+
+def _setup_file(name: str, relative: str, data: bytes, **fields: Any) -> Callable[..., dict[str, Any]]:
+    def setup(v: VicidialData, spool: Path, tmp: Path, start: datetime) -> dict[str, Any]:
+        write_file(spool, relative, data)
+        return _row(v, name, start, **fields)
+
+    return setup
+
+
+def _delete(relative: str) -> Callable[[Path], None]:
+    return lambda spool: (spool / relative).unlink()
+
+
+def _replace(relative: str, data: bytes) -> Callable[[Path], None]:
+    return lambda spool: (spool / relative).write_bytes(data)
+
+
+def _check_campaign_unknown(r: Recording, spool: Path) -> None:
+    _cleared(r)
+    assert r.campaign is not None and r.campaign.campaign_id == "GHOST" and not r.campaign.active
+
+
+def _check_dated_by_catalog(text: str) -> Callable[[Recording, Path], None]:
+    def check(r: Recording, spool: Path) -> None:
+        # Dated by the catalog, it waits out its campaign's local window like a call of today: never taken
+        # for one past its retention (which is never uploaded, and deleted with a certificate).
+        assert r.state == "captured" and text in r.error and r.start_time == NOW, (r.state, r.error, r.start_time)
+        assert (spool / r.local_path).is_file()
+
+    return check
+
+
+def _check_lead_null(r: Recording, spool: Path) -> None:
+    _cleared(r)
+    assert r.lead_id is None and r.phone_number == ""
+
+
+def _check_vicidial_id_blank(r: Recording, spool: Path) -> None:
+    _cleared(r)
+    assert r.direction == "unknown" and r.campaign is None
+
+
+def _check_rejected(text: str) -> Callable[[Recording, Path], None]:
+    def check(r: Recording, spool: Path) -> None:
+        assert r.state == "rejected" and text in r.error and text in _events(r), (r.state, r.error)
+
+    return check
+
+
+def _check_needs_person(text: str) -> Callable[[Recording, Path], None]:
+    def check(r: Recording, spool: Path) -> None:
+        assert r.state == "failed" and r.error.startswith("needs a person") and text in r.error, r.error
+        assert text in _events(r)
+
+    return check
+
+
+def _kinds() -> dict[str, Kind]:
+    mp3 = b"ID3\x03" + bytes(range(256)) * 8
+    kinds = {
+        "blank_filename": Kind(lambda v, s, t, st: _row(v, "   ", st), _check_rejected("empty")),
+        "shell_metacharacters": Kind(_setup_shell, _check_shell),
+        "name_too_long_for_the_filesystem": Kind(
+            _setup_file(LONG_NAME, "MP3/short-all.mp3", mp3), _check_rejected("255-byte")
+        ),
+        "latin1_name_on_disk": Kind(_setup_utf8_on_disk, _missing_because("no file for")),
+        "directory_not_file": Kind(_setup_directory, _missing_because("not a regular file")),
+        "fifo": Kind(_setup_fifo, _missing_because("not a regular file")),
+        "symlink_loop": Kind(_setup_symlink_loop, _missing_because("symlink loop")),
+        "hard_link_from_outside": Kind(_setup_hard_link, _check_hard_link),
+        "in_root_and_orig": Kind(_setup_in_root_and_orig, _check_in_root_and_orig),
+        "wrong_riff_form": Kind(
+            _setup_file("avi", "avi-all.wav", wav_header(form=b"AVI ")), _check_needs_person("not a WAV file")
+        ),
+        "rifx_magic": Kind(_setup_file("rifx", "rifx-all.wav", wav_header(magic=b"RIFX")), _warned("RIFX")),
+        "zero_channels": Kind(_setup_file("nochan", "nochan-all.wav", wav_header(channels=0)), _warned("0 channels")),
+        "absurd_sample_rate": Kind(
+            _setup_file("fastrate", "fastrate-all.wav", wav_header(rate=3_000_000_000)), _warned("3000000000 Hz")
+        ),
+        "mp3_that_is_text": Kind(
+            _setup_file("textmp3", "MP3/textmp3-all.mp3", b"<html><body>404 Not Found</body></html>\n" * 30),
+            _warned("does not look like MP3"),
+        ),
+        "gsm_only": Kind(_setup_file("gsmonly", "GSM/gsmonly-all.gsm", os.urandom(3300)), _warned(".gsm is not WAV")),
+        "deleted_after_listing": Kind(
+            _setup_file("vanished", "MP3/vanished-all.mp3", mp3),
+            _missing_because("no file for"),
+            between=_delete("MP3/vanished-all.mp3"),
+        ),
+        "replaced_after_listing": Kind(
+            _setup_file("swapped", "MP3/swapped-all.mp3", mp3),
+            _warned("when it was cataloged"),
+            between=_replace("MP3/swapped-all.mp3", b"ID3\x04" + os.urandom(5000)),
+        ),
+        "start_time_null": Kind(
+            _setup_file("undated", "undated-all.wav", wav_header(), start_time=None, start_epoch=None, end_epoch=None),
+            _check_dated_by_catalog("call time unknown"),
+        ),
+        "start_time_1970": Kind(
+            _setup_file(
+                "epoch0", "epoch0-all.wav", wav_header(), start_time=datetime(1970, 1, 1, tzinfo=UTC), start_epoch=0
+            ),
+            _check_dated_by_catalog("1970-01-01"),
+        ),
+        "campaign_unknown_to_vicidial": Kind(
+            lambda v, s, t, st: (
+                write_file(s, "MP3/ghost-all.mp3", mp3),
+                v.outbound_call(campaign="GHOST", start=st, filename="ghost"),
+            )[1],
+            _check_campaign_unknown,
+        ),
+        "lead_id_null": Kind(_setup_file("nolead", "MP3/nolead-all.mp3", mp3, lead_id=None), _check_lead_null),
+        "vicidial_id_blank": Kind(
+            _setup_file("noid", "MP3/noid-all.mp3", mp3, vicidial_id=""), _check_vicidial_id_blank
+        ),
+    }
+    return kinds
+
+
+@pytest.mark.django_db(databases=["default", "vicidial"])
+def test_more_kinds_of_hostile_input_each_get_their_outcome_and_the_batch_goes_on(
+    vicidial: VicidialData,
+    spool_dir: Path,
+    tmp_path: Path,
+    archive_s3_settings: str,
+    s3_server: S3Server,
+    figures: Figures,
+) -> None:
+    vicidial.campaign("SALES")
+    start = NOW - timedelta(days=19)
+    kinds = _kinds()
+    rows = {name: kind.setup(vicidial, spool_dir, tmp_path, start) for name, kind in kinds.items()}
+    before = vicidial.outbound_call(campaign="SALES", start=start)
+    wav(spool_dir / f"{before['filename']}-all.wav", seed=20)
+    after = vicidial.recording_log(filename="after_the_kinds", start=start)
+    wav(spool_dir / "after_the_kinds-all.wav", seed=21)
+    figures.hostile_inputs_tried += len(kinds)
+
+    report = sync_recordings(now=NOW, node="")
+    assert report.recordings_added == len(rows) + 2
+    for kind in kinds.values():
+        if kind.between is not None:
+            kind.between(spool_dir)
+    archive_due(now=NOW, node="", threads=1)
+    cleanup_local(now=NOW, node="")
+
+    wrong = {}
+    for name, kind in kinds.items():
+        recording = Recording.objects.get(recording_id=rows[name]["recording_id"])
+        try:
+            kind.check(recording, spool_dir)
+        except AssertionError as exc:
+            wrong[name] = f"{recording.state}: {exc}"
+    assert not wrong, "\n".join(f"{k}: {v}" for k, v in wrong.items())
+    for row in (before, after):  # the batch went on around them
+        _cleared(Recording.objects.get(recording_id=row["recording_id"]))
+    target = S3Target(s3_server.client(), archive_s3_settings)
+    assert all(k.isascii() and ".." not in k and not k.startswith("/") for k in target.iter_keys())
+    cleared = Recording.objects.filter(state="cleared", recording_id__in=[r["recording_id"] for r in rows.values()])
+    assert check_invariants(
+        target=target,
+        spool=spool_dir,
+        baseline={r.pk: Baseline(r.local_path, r.original_sha256) for r in cleared},
+        now=NOW,
+    )

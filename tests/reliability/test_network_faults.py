@@ -330,3 +330,28 @@ def test_a_seeded_storm_of_every_fault_loses_nothing_and_finally_archives_everyt
     cleanup_local(now=now, node="")
     assert states(baseline) == ["cleared"] * 12
     assert_sound(direct_target, spool_dir, baseline, in_flight_ok=False)
+
+
+def test_a_refused_legal_hold_fails_that_recording_alone_and_the_next_run_sets_it(
+    proxy: FaultProxy, proxied_bucket: str, direct_target: S3Target, spool_dir: Path
+) -> None:
+    from holds.actions import place_hold
+    from vicirec.actors import Actor
+
+    camp = campaign("HOLDS", keep_local_days=1, retain_days=3000)
+    baseline = add_recordings(spool_dir, camp, 3, now=NOW, age_days=10, seed=11)
+    held = min(baseline)
+    place_hold(reason="complaint under review", actor=Actor.command("tests"), recording_ids=[held])
+    proxy.rule = Rules().add(Fault.error(500), method="PUT", query="legal-hold")
+
+    report = archive_due(now=NOW, node="", threads=1)  # found by the soak: this used to end the whole run
+
+    assert (report.archived, report.failed) == (2, 1), report
+    r = Recording.objects.get(pk=held)
+    assert r.state == "failed" and r.verified_at is None
+    failure_is_visible(r, r"not marked archived: the bucket's legal hold could not be set")
+    assert_sound(direct_target, spool_dir, baseline)
+    proxy.reset()
+    assert archive_due(now=r.next_attempt_at, node="", threads=1).archived == 1
+    assert Recording.objects.get(pk=held).state == "archived"
+    assert_sound(direct_target, spool_dir, baseline)

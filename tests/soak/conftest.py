@@ -40,9 +40,9 @@ class Scale:
 
 
 SCALE = (
-    Scale(storage_faults=1100, kills=110, db_cuts=40, enospc_rounds=3, broker_outages=2)
+    Scale(storage_faults=1100, kills=110, db_cuts=20, enospc_rounds=3, broker_outages=2)
     if FULL
-    else Scale(storage_faults=60, kills=6, db_cuts=4, enospc_rounds=1, broker_outages=1)
+    else Scale(storage_faults=60, kills=6, db_cuts=4, enospc_rounds=1, broker_outages=0)
 )
 
 
@@ -60,7 +60,9 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
         return
     figures = {**FIGURES.as_dict(), "kills": FIGURES.crashes_survived}
     os.makedirs(ARTIFACTS, exist_ok=True)
-    with open(os.path.join(ARTIFACTS, f"soak-{vendor()}.json"), "w") as handle:
+    # One file per pass: tests/soak/run.py names its passes; a pass run by hand is named by its database.
+    name = os.environ.get("VICIREC_SOAK_PASS") or vendor()
+    with open(os.path.join(ARTIFACTS, f"soak-{name}.json"), "w") as handle:
         json.dump({**figures, "full": FULL, "exitstatus": int(exitstatus)}, handle, indent=2)
     terminalreporter.write_sep("-", "soak figures (this pass)")
     terminalreporter.write_line(json.dumps(figures))

@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
-AT_LEAST = {"faults_injected": 1000, "kills": 100}  # --full only
+AT_LEAST = {"faults_injected": 1000, "kills": 100, "hostile_inputs_tried": 30}  # --full only
 ZERO = (
     "recordings_lost",
     "held_recordings_deleted",
