@@ -400,13 +400,15 @@ class Agent(models.Model):
 
 
 class InventoryBlock(models.Model):
-    """The catalog's totals over one block of recording ids (recording_id // BLOCK), by state, server, month
-    uploaded and month expired: the daily snapshot recounts only the blocks whose recordings changed since
-    the last one (recordings.ops.stats), so its cost follows the day's work, not the catalog's size."""
+    """The catalog's totals over one block of recording ids (recording_id // BLOCK), by state, server,
+    campaign, month uploaded and month expired: the daily snapshot recounts only the blocks whose recordings
+    changed since the last one (recordings.ops.stats), so its cost follows the day's work, not the catalog's
+    size."""
 
     block = models.PositiveBigIntegerField()
     state = models.CharField(max_length=10)
     server_ip = models.CharField(max_length=15, blank=True)
+    campaign_id = models.BigIntegerField(null=True)  # the Campaign's key, or none: each policy's stored volume
     uploaded_month = models.DateField(null=True)
     expired_month = models.DateField(null=True)
     n = models.PositiveBigIntegerField(default=0)

@@ -153,7 +153,7 @@ def count_block(block: int) -> int:
             expired_month=TruncMonth("expired_at", output_field=DateField()),
         )
         .order_by()
-        .values("state", "server_ip", "uploaded_month", "expired_month")
+        .values("state", "server_ip", "campaign_id", "uploaded_month", "expired_month")
         .annotate(
             n=Count("pk"),
             size=Coalesce(Sum(size), 0),

@@ -73,3 +73,42 @@ def test_the_cost_panel_prices_the_snapshots_volumes_at_the_prices_in_force(sett
     ia = [o for o in tcpa_now["offers"] if o["provider"] == "s3" and o["storage_class"] == "STANDARD_IA"]
     before = [o for o in tcpa["offers"] if o["provider"] == "s3" and o["storage_class"] == "STANDARD_IA"]
     assert ia[0]["monthly_storage_today"] > before[0]["monthly_storage_today"]
+
+
+def test_the_snapshot_takes_each_policys_stored_volume_from_its_inventory_blocks() -> None:
+    """The next day's snapshot does not sum every policy's recordings again: what a policy stores comes from
+    the inventory blocks, recounted only where a custody event changed something. A change made around the
+    custody log (raw SQL) is therefore not seen until a full recount, which is what proves the source."""
+    from datetime import timedelta
+
+    from django.db import connection
+
+    from recordings.models import PipelineSnapshot
+    from recordings.ops.stats import take_snapshot
+    from vicirec import clock
+
+    now = clock.now()
+    campaign = Campaign.objects.create(kind="outbound", campaign_id="TCPA", name="Consent")
+    make_policy(campaign=campaign, keep_local_days=3, retain_days=1500)
+    old = now - timedelta(days=400)  # outside the last 30 days' intake, which is counted live
+    kept = [
+        make_recording(
+            recording_id=11 + i, campaign=campaign, start_time=old, state="cleared", stored_size=size,
+            object_key=f"TCPA/{size}.mp3",
+        )
+        for i, size in enumerate((2_000_000, 3_000_000))
+    ]  # fmt: skip
+    make_recording(recording_id=500_000)  # the newest block, recounted every day, is another one
+    take_snapshot(now=now)
+
+    def tcpa(day: int) -> dict[str, Any]:
+        volumes = PipelineSnapshot.objects.get(day=(now + timedelta(days=day)).date()).inventory["policy_volumes"]
+        return volumes[f"campaign {campaign.pk}"]["stored"]
+
+    assert tcpa(0) == {"objects": 2, "bytes": 5_000_000, "billable_bytes": 5_000_000}
+    with connection.cursor() as cursor:
+        cursor.execute("UPDATE recordings_recording SET stored_size = 9000000 WHERE recording_id = %s", [kept[0].pk])
+    take_snapshot(now=now + timedelta(days=1))
+    assert tcpa(1)["bytes"] == 5_000_000  # no custody event, no recount: the blocks, not a pass over the catalog
+    take_snapshot(now=now + timedelta(days=2), full=True)
+    assert tcpa(2)["bytes"] == 12_000_000
