@@ -625,7 +625,8 @@ def print_table(sizes: list[int], results: dict[str, dict[str, dict]]) -> None:
     )
     print(f"{'seconds':<26}{header}", file=sys.stderr)
     for label, key, goal in rows:
-        cells = "".join(f"{results[db].get(str(size), {}).get(key, ''):>15}" for db in results for size in sizes)
+        values = [results[db].get(str(size), {}).get(key) for db in results for size in sizes]
+        cells = "".join(f"{'' if v is None else v:>15}" for v in values)  # None: not measurable on this database
         print(f"{label:<26}{cells}" + (f"   goal < {goal}" if goal else ""), file=sys.stderr)
     for stage in STAGES:
         cells = "".join(
